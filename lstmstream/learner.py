@@ -1,0 +1,304 @@
+"""The online learner: one truncated-BPTT update per arriving point, for one stream or thousands.
+
+`Fleet` holds every stream's parameters, optimizer moments, window, scaler and state in stacked
+arrays (one row per stream) and updates all streams that received a point in one batched step.
+`Forecaster` is a fleet of one with River's conventions. The daemon, `eval`, `fit` and `bench`
+all go through `Fleet.learn`, so the same stream with the same settings gives the same forecasts
+everywhere.
+
+Per point y_t of a stream (test, then train):
+  1. score the forecast made for y_t: err = y_t - f_t, score = |err| / sigma;
+  2. one TBPTT update over the window x_{t-k} .. x_{t-1}, restarted from the state before it,
+     towards the scaled change r_t = (y_t - y_{t-1}) / std (or the scaled level, residual=False);
+  3. standardise y_t into the input x_t = ((y_t - mean) / std, (y_t - y_{t-1}) / std), slide it
+     into the window;
+  4. advance the state one step with the updated weights: f_{t+1} = y_t + std * W_out h_t + b_out.
+The forward is recomputed over the window with the current weights at every update (see README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from . import lstm
+from .optim import Adam
+from .scaler import Scaler
+from .window import Window
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that fixes a stream's maths; two runs with equal settings agree exactly."""
+
+    hidden: int = 32
+    window: int = 16
+    lr: float = 5e-3
+    seed: int = 0
+    clip: float = 1.0
+    forget: float = 0.0
+    residual: bool = True
+    interval: float = 0.95
+    dtype: str = "float64"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def stream_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator seeded by (seed, key) through a stable hash, never Python's salted hash()."""
+    digest = hashlib.blake2b(f"{seed}\0{key}".encode(), digest_size=8).digest()
+    return np.random.default_rng(int.from_bytes(digest, "little"))
+
+
+@dataclass
+class Step:
+    """What one learn call produced, one row per stream (as the daemon publishes it)."""
+
+    rows: np.ndarray  # (B,)
+    t: np.ndarray  # (B,) timestamp of the point just learned
+    v: np.ndarray  # (B, D) forecast of the next value
+    lo: np.ndarray  # (B, D)
+    hi: np.ndarray  # (B, D)
+    err: np.ndarray  # (B, D) error of the forecast for this point; NaN on a stream's first point
+    score: np.ndarray  # (B,) anomaly score |err| / sigma (max over dimensions); NaN likewise
+    n: np.ndarray  # (B,) points learned on the stream
+
+
+class Fleet:
+    """Many streams of `size`-dimensional points, each with its own LSTM, learned in batches."""
+
+    GROWTH = 2
+
+    def __init__(self, settings: Settings | None = None, size: int = 1):
+        self.settings = s = settings or Settings()
+        self.size = size
+        self.dtype = np.dtype(s.dtype)
+        self.layout = lstm.Layout(2 * size, s.hidden, size)
+        self.optim = Adam(lr=s.lr, max_norm=s.clip)
+        self.z = NormalDist().inv_cdf(0.5 + s.interval / 2)
+        self.keys: list[str] = []
+        self.index: dict[str, int] = {}
+        self.window = Window(s.window, 2 * size, s.hidden, 0, self.dtype)
+        self.scaler = Scaler(size, 0, s.forget, self.dtype)
+        self.w = np.zeros((0, self.layout.size), self.dtype)
+        self.adam = self.optim.init_state(0, self.layout.size, self.dtype)
+        self.h = np.zeros((0, s.hidden), self.dtype)
+        self.c = np.zeros((0, s.hidden), self.dtype)
+        self.fc = np.zeros((0, size), self.dtype)
+        self.last_y = np.zeros((0, size), self.dtype)
+        self.last_t = np.zeros(0, np.float64)
+        self.sig2 = np.zeros((0, size), self.dtype)
+        self.skipped = np.zeros(0, np.int64)
+
+    # ---- state as data -------------------------------------------------------------------
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every per-stream array, by name, with the stream on the leading axis (capacity rows)."""
+        out = {
+            "w": self.w,
+            "h": self.h,
+            "c": self.c,
+            "fc": self.fc,
+            "last_y": self.last_y,
+            "last_t": self.last_t,
+            "sig2": self.sig2,
+            "skipped": self.skipped,
+        }
+        out.update({f"adam.{n}": a for n, a in self.adam.items()})
+        out.update({f"window.{n}": a for n, a in self.window.arrays().items()})
+        out.update({f"scaler.{n}": a for n, a in self.scaler.arrays().items()})
+        return out
+
+    def _load(self, arrays: dict[str, np.ndarray]) -> None:
+        for n in ("w", "h", "c", "fc", "last_y", "last_t", "sig2", "skipped"):
+            setattr(self, n, arrays[n])
+        self.adam = {n: arrays[f"adam.{n}"] for n in self.adam}
+        self.window.load({n: arrays[f"window.{n}"] for n in self.window.arrays()})
+        self.scaler.load({n: arrays[f"scaler.{n}"] for n in self.scaler.arrays()})
+
+    def export(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """A copy of the state of `rows`: everything those streams need to continue."""
+        return {n: a[rows].copy() for n, a in self.arrays().items()}
+
+    def restore(self, keys: list[str], arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Add (or overwrite) streams from an export; returns their rows."""
+        rows = np.array([self.add(k) for k in keys], np.int64)
+        for n, a in self.arrays().items():
+            a[rows] = arrays[n]
+        return rows
+
+    @property
+    def capacity(self) -> int:
+        return self.w.shape[0]
+
+    def _grow(self, need: int) -> None:
+        cap = max(need, self.GROWTH * self.capacity, 8)
+        grown = {}
+        for n, a in self.arrays().items():
+            b = np.zeros((cap, *a.shape[1:]), a.dtype)
+            b[: len(self.keys)] = a[: len(self.keys)]
+            grown[n] = b
+        self._load(grown)
+
+    def add(self, key: str) -> int:
+        """The row of stream `key`, created with fresh seeded weights on first sight."""
+        row = self.index.get(key)
+        if row is not None:
+            return row
+        row = len(self.keys)
+        if row >= self.capacity:
+            self._grow(row + 1)
+        self.keys.append(key)
+        self.index[key] = row
+        s = self.settings
+        p = lstm.init_params(2 * self.size, s.hidden, self.size, stream_rng(s.seed, key), self.dtype)
+        self.w[row] = self.layout.flatten({n: v[None] for n, v in p.items()}, 1)[0]
+        return row
+
+    # ---- learning ------------------------------------------------------------------------
+
+    def learn(self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray) -> Step:
+        """Learn one point for each of `rows` (distinct) and return their new forecasts.
+
+        ys (B, size) finite values, ts (B,) timestamps; validation is the caller's job.
+        """
+        rows = np.asarray(rows, np.int64)
+        ys = np.asarray(ys, self.dtype).reshape(len(rows), self.size)
+        n_prev = self.scaler.n[rows]
+        seen = n_prev > 0
+
+        err, score = self._score(rows, ys, seen)
+        h, c = self.h[rows], self.c[rows]
+        h0, c0 = self.window.h0[rows], self.window.c0[rows]
+        std_prev = self.scaler.std(rows)
+        if seen.any():
+            tr = self._train(rows[seen], ys[seen], std_prev[seen])
+            h[seen], c[seen] = tr.hs[:, -1], tr.cs[:, -1]
+            h0[seen], c0[seen] = tr.hs[:, 1], tr.cs[:, 1]
+
+        self.scaler.update(rows, ys)
+        std = self.scaler.std(rows)
+        prev = np.where(seen[:, None], self.last_y[rows], ys)
+        x = self._features(ys, prev, self.scaler.mean[rows], std)
+        self.window.push(rows, x, h0, c0)
+        out, h, c = self._advance(rows, x, h, c)
+        fc = self._level(ys, self.scaler.mean[rows], std, out)
+        self.h[rows], self.c[rows], self.fc[rows] = h, c, fc
+        self.last_y[rows] = ys
+        self.last_t[rows] = ts
+        half = self.z * np.sqrt(self.sig2[rows])
+        return Step(rows, np.asarray(ts, np.float64), fc, fc - half, fc + half, err, score, n_prev + 1)
+
+    def _score(self, rows: np.ndarray, ys: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Error of the pending forecasts, the anomaly score, and the running error variance."""
+        err = np.where(seen[:, None], ys - self.fc[rows], np.nan)
+        m = self.scaler.n[rows]  # errors seen so far, this one included
+        a = np.maximum(1.0 / np.maximum(m, 1), 0.01)[:, None]
+        sig2_old = self.sig2[rows]
+        sig2 = np.where(seen[:, None], sig2_old + a * (np.nan_to_num(err) ** 2 - sig2_old), sig2_old)
+        self.sig2[rows] = sig2
+        ref = np.where((m == 1)[:, None], sig2, sig2_old)  # the first error is its own yardstick
+        floor = 1e-8 + 1e-6 * np.abs(self.scaler.mean[rows])
+        with np.errstate(invalid="ignore"):
+            score = np.max(np.abs(err) / np.maximum(np.sqrt(ref), floor), axis=1)
+        return err, score
+
+    def _features(self, y: np.ndarray, prev: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        return np.concatenate(((y - mean) / std, (y - prev) / std), axis=1)
+
+    def _level(self, y: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Turn the model's scaled output back into a forecast of the next value."""
+        return (y if self.settings.residual else mean) + std * out
+
+    def _train(self, rows: np.ndarray, ys: np.ndarray, std: np.ndarray) -> lstm.Trace:
+        """One TBPTT step for `rows` towards their new points; returns the forward's trace."""
+        base = self.last_y[rows] if self.settings.residual else self.scaler.mean[rows]
+        target = (ys - base) / std
+        w = self.w[rows]
+        p = self.layout.views(w)
+        ys_hat, tr = lstm.forward(p, self.window.read(rows), self.window.h0[rows], self.window.c0[rows])
+        _, dys = lstm.mse(ys_hat, target)
+        grads, _, _ = lstm.backward(p, tr, dys)
+        state = {n: a[rows] for n, a in self.adam.items()}
+        ok = self.optim.step(w, self.layout.flatten(grads, len(rows)), state)
+        self.w[rows] = w
+        for n, a in state.items():
+            self.adam[n][rows] = a
+        self.skipped[rows] += ~ok
+        return tr
+
+    def _advance(
+        self, rows: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        out, tr = lstm.forward(self.layout.views(self.w[rows]), x[:, None], h, c)
+        return out[:, -1], tr.hs[:, -1], tr.cs[:, -1]
+
+    def forecast(self, rows: np.ndarray, horizon: int = 1) -> np.ndarray:
+        """Forecasts (B, horizon, size) of the next `horizon` values, feeding forecasts back in.
+
+        Changes nothing: a stream's state is only read.
+        """
+        rows = np.asarray(rows, np.int64)
+        out = np.empty((len(rows), horizon, self.size), self.dtype)
+        f, prev = self.fc[rows], self.last_y[rows]
+        h, c = self.h[rows], self.c[rows]
+        mean, std = self.scaler.mean[rows], self.scaler.std(rows)
+        for j in range(horizon):
+            out[:, j] = f
+            if j + 1 < horizon:
+                y_out, h, c = self._advance(rows, self._features(f, prev, mean, std), h, c)
+                f, prev = self._level(f, mean, std, y_out), f
+        return out
+
+
+class Forecaster:
+    """One stream's online LSTM forecaster (a fleet of one), with River's conventions.
+
+    >>> model = Forecaster(hidden_size=8, window=4)
+    >>> for t, y in enumerate([1.0, 2.0, 3.0, 4.0]):
+    ...     model.learn_one(y, t)
+    >>> len(model.forecast(3))
+    3
+    """
+
+    def __init__(
+        self,
+        hidden_size: int = 32,
+        window: int = 16,
+        lr: float = Settings.lr,
+        seed: int = 0,
+        key: str = "",
+        **settings,
+    ):
+        self.settings = Settings(hidden=hidden_size, window=window, lr=lr, seed=seed, **settings)
+        self.key = key
+        self.fleet: Fleet | None = None
+        self.last: Step | None = None
+
+    @property
+    def n(self) -> int:
+        return 0 if self.fleet is None else int(self.fleet.scaler.n[0])
+
+    def learn_one(self, y: float | list[float], t: float | None = None) -> None:
+        """Test-then-train on one point (a number, or a list for a multivariate stream)."""
+        y = np.atleast_1d(np.asarray(y, np.float64))
+        if self.fleet is None:
+            self.fleet = Fleet(self.settings, size=len(y))
+            self.fleet.add(self.key)
+        if len(y) != self.fleet.size:
+            raise ValueError(f"point has {len(y)} values, the stream has {self.fleet.size}")
+        if not np.isfinite(y).all():
+            raise ValueError("non-finite value")
+        ts = np.array([float(self.n if t is None else t)])
+        self.last = self.fleet.learn(np.zeros(1, np.int64), y[None], ts)
+
+    def forecast(self, horizon: int = 1) -> list:
+        """The next `horizon` values (numbers, or lists for a multivariate stream)."""
+        if self.fleet is None:
+            raise RuntimeError("forecast before the first point")
+        out = self.fleet.forecast(np.zeros(1, np.int64), horizon)[0]
+        return [float(v[0]) if self.fleet.size == 1 else v.tolist() for v in out]

@@ -1,0 +1,42 @@
+"""Online standardisation of many streams: Welford's mean and variance, optionally forgetting.
+
+With weight a = max(1/n, forget) one update covers both cases:
+    mean += a * (y - mean)
+    var   = (1 - a) * (var + a * (y - mean_old)**2)
+which for a = 1/n is exactly Welford's population variance, and for a fixed a an exponentially
+weighted one that follows a drifting sensor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Scaler:
+    """Running mean and variance of `size`-feature points for `rows` streams."""
+
+    def __init__(self, size: int, rows: int = 0, forget: float = 0.0, dtype=np.float64):
+        self.forget = forget
+        self.n = np.zeros(rows, np.int64)
+        self.mean = np.zeros((rows, size), dtype)
+        self.var = np.zeros((rows, size), dtype)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"n": self.n, "mean": self.mean, "var": self.var}
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        self.n, self.mean, self.var = arrays["n"], arrays["mean"], arrays["var"]
+
+    def update(self, rows: np.ndarray, y: np.ndarray) -> None:
+        n = self.n[rows] + 1
+        a = np.maximum(1.0 / n, self.forget)[:, None].astype(self.mean.dtype)
+        mean, var = self.mean[rows], self.var[rows]
+        d = y - mean
+        self.mean[rows] = mean + a * d
+        self.var[rows] = (1.0 - a) * (var + a * d * d)
+        self.n[rows] = n
+
+    def std(self, rows: np.ndarray) -> np.ndarray:
+        """Standard deviation, floored so a constant stream never divides by zero."""
+        floor = 1e-8 + 1e-6 * np.abs(self.mean[rows])
+        return np.maximum(np.sqrt(self.var[rows]), floor)

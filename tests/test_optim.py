@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from lstmstream.optim import SGD, Adam, clip
+
+
+def test_adam_matches_a_hand_worked_two_step_example():
+    w = np.array([[1.0, -2.0]])
+    opt = Adam(lr=0.1, betas=(0.9, 0.999), eps=1e-8)
+    state = opt.init_state(1, 2)
+    opt.step(w, np.array([[0.5, -1.0]]), state)
+    # step 1: m = 0.1 g, v = 0.001 g^2, m_hat = g, v_hat = g^2 -> w -= 0.1 * g / (|g| + eps)
+    np.testing.assert_allclose(w, [[0.9, -1.9]], rtol=1e-7)
+    opt.step(w, np.array([[0.25, 0.5]]), state)
+    m = 0.9 * np.array([0.05, -0.1]) + 0.1 * np.array([0.25, 0.5])
+    v = 0.999 * np.array([0.00025, 0.001]) + 0.001 * np.array([0.0625, 0.25])
+    step = 0.1 * (m / (1 - 0.9**2)) / (np.sqrt(v / (1 - 0.999**2)) + 1e-8)
+    after_one = np.array([1.0 - 0.1 * 0.5 / (0.5 + 1e-8), -2.0 + 0.1 * 1.0 / (1.0 + 1e-8)])
+    np.testing.assert_allclose(w[0], after_one - step, rtol=1e-12)
+    assert state["t"][0] == 2
+
+
+def test_clip_caps_the_global_norm_per_row():
+    g = np.array([[3.0, 4.0], [0.3, 0.4]])
+    clipped, norms = clip(g, 1.0)
+    np.testing.assert_allclose(norms, [5.0, 0.5])
+    np.testing.assert_allclose(np.linalg.norm(clipped, axis=1), [1.0, 0.5])
+    np.testing.assert_array_equal(clip(g, None)[0], g)
+
+
+@pytest.mark.parametrize("opt", [Adam(lr=0.1), SGD(lr=0.1)])
+def test_a_non_finite_gradient_leaves_its_row_untouched(opt):
+    w = np.array([[1.0, 2.0], [3.0, 4.0]])
+    state = opt.init_state(2, 2)
+    ok = opt.step(w, np.array([[np.nan, 1.0], [1.0, 1.0]]), state)
+    assert ok.tolist() == [False, True]
+    np.testing.assert_array_equal(w[0], [1.0, 2.0])
+    assert not np.array_equal(w[1], [3.0, 4.0])
+    assert state["t"].tolist() == [0, 1]
+    for a in state.values():
+        assert np.isfinite(a).all()
+
+
+def test_sgd_steps_against_the_gradient():
+    w = np.array([[1.0]])
+    SGD(lr=0.5).step(w, np.array([[2.0]]), {"t": np.zeros(1, np.int64)})
+    assert w[0, 0] == 0.0
