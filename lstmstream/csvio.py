@@ -52,9 +52,16 @@ def report_to_stderr(path: str, line: int, reason: str) -> None:
 
 
 def read_points(
-    path: str | Path, key: str | None = None, on_error: Callable[[str, int, str], None] = report_to_stderr
+    path: str | Path,
+    key: str | None = None,
+    on_error: Callable[[str, int, str], None] = report_to_stderr,
+    ordered: bool = True,
 ) -> list[Point]:
-    """Every good point of a CSV file, in file order; bad rows go to on_error(path, line, reason)."""
+    """Every good point of a CSV file, in file order; bad rows go to on_error(path, line, reason).
+
+    ordered=False keeps a point whose time does not increase (the row order is then the time
+    order, as in recordings with local-time stamps repeated at a DST change).
+    """
     path = str(path)
     points: list[Point] = []
     last_t: dict[str, float] = {}
@@ -78,7 +85,7 @@ def read_points(
                 if not k:
                     raise ValueError("empty key")
                 t, v = parse_time(row[cols[1]]), parse_value(row[cols[2]])
-                if k in last_t and t <= last_t[k]:
+                if ordered and k in last_t and t <= last_t[k]:
                     raise ValueError(f"time {row[cols[1]]} does not increase for {k!r}")
             except ValueError as e:
                 on_error(path, line, str(e))

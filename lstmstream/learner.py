@@ -19,7 +19,9 @@ The forward is recomputed over the window with the current weights at every upda
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -27,6 +29,7 @@ import numpy as np
 from . import lstm
 from .optim import Adam
 from .scaler import Scaler
+from .season import Clock
 from .window import Window
 
 
@@ -43,6 +46,10 @@ class Settings:
     residual: bool = True
     interval: float = 0.95
     dtype: str = "float64"
+    calendar: str = "auto"
+    tz: str = "UTC"
+    season: str = "auto"
+    season_slots: int = 288
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,17 +79,22 @@ class Fleet:
     """Many streams of `size`-dimensional points, each with its own LSTM, learned in batches."""
 
     GROWTH = 2
+    BLOCK = 64  # streams per training step: their weights stay in cache from forward to optimizer
 
-    def __init__(self, settings: Settings | None = None, size: int = 1):
+    def __init__(self, settings: Settings | None = None, size: int = 1, init: dict | None = None):
+        """`init`: weights (from `load_init`) that every new stream starts from, else seeded ones."""
         self.settings = s = settings or Settings()
         self.size = size
         self.dtype = np.dtype(s.dtype)
-        self.layout = lstm.Layout(2 * size, s.hidden, size)
+        self.clock = Clock(s.calendar, s.tz, s.season, s.season_slots, size)
+        self.inputs = 2 * size + self.clock.n_inputs
+        self.layout = lstm.Layout(self.inputs, s.hidden, size)
+        self.init = None if init is None else self._check_init(init)
         self.optim = Adam(lr=s.lr, max_norm=s.clip)
         self.z = NormalDist().inv_cdf(0.5 + s.interval / 2)
         self.keys: list[str] = []
         self.index: dict[str, int] = {}
-        self.window = Window(s.window, 2 * size, s.hidden, 0, self.dtype)
+        self.window = Window(s.window, self.inputs, s.hidden, 0, self.dtype)
         self.scaler = Scaler(size, 0, s.forget, self.dtype)
         self.w = np.zeros((0, self.layout.size), self.dtype)
         self.adam = self.optim.init_state(0, self.layout.size, self.dtype)
@@ -111,6 +123,7 @@ class Fleet:
         out.update({f"adam.{n}": a for n, a in self.adam.items()})
         out.update({f"window.{n}": a for n, a in self.window.arrays().items()})
         out.update({f"scaler.{n}": a for n, a in self.scaler.arrays().items()})
+        out.update({f"clock.{n}": a for n, a in self.clock.arrays().items()})
         return out
 
     def _load(self, arrays: dict[str, np.ndarray]) -> None:
@@ -119,6 +132,7 @@ class Fleet:
         self.adam = {n: arrays[f"adam.{n}"] for n in self.adam}
         self.window.load({n: arrays[f"window.{n}"] for n in self.window.arrays()})
         self.scaler.load({n: arrays[f"scaler.{n}"] for n in self.scaler.arrays()})
+        self.clock.load({n: arrays[f"clock.{n}"] for n in self.clock.arrays()})
 
     def export(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         """A copy of the state of `rows`: everything those streams need to continue."""
@@ -154,10 +168,42 @@ class Fleet:
             self._grow(row + 1)
         self.keys.append(key)
         self.index[key] = row
-        s = self.settings
-        p = lstm.init_params(2 * self.size, s.hidden, self.size, stream_rng(s.seed, key), self.dtype)
-        self.w[row] = self.layout.flatten({n: v[None] for n, v in p.items()}, 1)[0]
+        if self.init is not None:
+            self.w[row] = self.init
+        else:
+            s = self.settings
+            rng = stream_rng(s.seed, key)
+            p = lstm.init_params(self.inputs, s.hidden, self.size, rng, self.dtype)
+            self.w[row] = self.layout.flatten({n: v[None] for n, v in p.items()}, 1)[0]
         return row
+
+    def remove(self, key: str) -> str | None:
+        """Forget stream `key`. The last stream moves into its row (one row copied, not the fleet);
+        returns that stream's key, whose row is now the freed one, or None if nothing moved."""
+        row = self.index.pop(key)
+        last = len(self.keys) - 1
+        arrays = self.arrays().values()
+        moved = None
+        if row != last:
+            moved = self.keys[row] = self.keys[last]
+            self.index[moved] = row
+            for a in arrays:
+                a[row] = a[last]
+        self.keys.pop()
+        for a in arrays:
+            a[last] = 0  # a row is all zeros until `add` seeds it
+        return moved
+
+    def _check_init(self, init: dict) -> np.ndarray:
+        """The flat row of warm-start weights, after checking they fit this fleet's model."""
+        for n, shape in self.layout.shapes.items():
+            got = np.shape(init.get(n))
+            if got != shape:
+                raise ValueError(
+                    f"warm-start weights do not fit: {n} is {got}, these settings and a "
+                    f"{self.size}-value stream need {shape} (hidden, window and inputs must match the fit)"
+                )
+        return self.layout.flatten({n: np.asarray(init[n], self.dtype)[None] for n in lstm.NAMES}, 1)[0]
 
     # ---- learning ------------------------------------------------------------------------
 
@@ -174,22 +220,16 @@ class Fleet:
         err, score = self._score(rows, ys, seen)
         h, c = self.h[rows], self.c[rows]
         h0, c0 = self.window.h0[rows], self.window.c0[rows]
-        std_prev = self.scaler.std(rows)
-        if seen.any():
-            tr = self._train(rows[seen], ys[seen], std_prev[seen])
-            h[seen], c[seen] = tr.hs[:, -1], tr.cs[:, -1]
-            h0[seen], c0[seen] = tr.hs[:, 1], tr.cs[:, 1]
+        if seen.all():
+            h, c, h0, c0 = self._train(rows, self.target(rows, ys))
+        elif seen.any():
+            h[seen], c[seen], h0[seen], c0[seen] = self._train(rows[seen], self.target(rows[seen], ys[seen]))
 
-        self.scaler.update(rows, ys)
-        std = self.scaler.std(rows)
-        prev = np.where(seen[:, None], self.last_y[rows], ys)
-        x = self._features(ys, prev, self.scaler.mean[rows], std)
+        x = self.observe(rows, ys, ts)
         self.window.push(rows, x, h0, c0)
         out, h, c = self._advance(rows, x, h, c)
-        fc = self._level(ys, self.scaler.mean[rows], std, out)
+        fc = self._level(ys, self.scaler.mean[rows], self.scaler.std(rows), out)
         self.h[rows], self.c[rows], self.fc[rows] = h, c, fc
-        self.last_y[rows] = ys
-        self.last_t[rows] = ts
         half = self.z * np.sqrt(self.sig2[rows])
         return Step(rows, np.asarray(ts, np.float64), fc, fc - half, fc + half, err, score, n_prev + 1)
 
@@ -207,6 +247,24 @@ class Fleet:
             score = np.max(np.abs(err) / np.maximum(np.sqrt(ref), floor), axis=1)
         return err, score
 
+    def target(self, rows: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """What the model learns to output for the new points ys (B, size), before `observe`s them."""
+        base = self.last_y[rows] if self.settings.residual else self.scaler.mean[rows]
+        return (ys - base) / self.scaler.std(rows)
+
+    def observe(self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Take the new points into each stream's running statistics; returns their inputs (B, I)."""
+        seen = self.scaler.n[rows] > 0
+        self.scaler.update(rows, ys)
+        prev = np.where(seen[:, None], self.last_y[rows], ys)
+        std = self.scaler.std(rows)
+        x = self._features(ys, prev, self.scaler.mean[rows], std)
+        if self.clock.n_inputs:
+            x = np.concatenate((x, self.clock.inputs(rows, ys, ts, std)), axis=1)
+        self.last_y[rows] = ys
+        self.last_t[rows] = ts
+        return x
+
     def _features(self, y: np.ndarray, prev: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         return np.concatenate(((y - mean) / std, (y - prev) / std), axis=1)
 
@@ -214,28 +272,50 @@ class Fleet:
         """Turn the model's scaled output back into a forecast of the next value."""
         return (y if self.settings.residual else mean) + std * out
 
-    def _train(self, rows: np.ndarray, ys: np.ndarray, std: np.ndarray) -> lstm.Trace:
-        """One TBPTT step for `rows` towards their new points; returns the forward's trace."""
-        base = self.last_y[rows] if self.settings.residual else self.scaler.mean[rows]
-        target = (ys - base) / std
-        w = self.w[rows]
-        p = self.layout.views(w)
-        ys_hat, tr = lstm.forward(p, self.window.read(rows), self.window.h0[rows], self.window.c0[rows])
-        _, dys = lstm.mse(ys_hat, target)
-        grads, _, _ = lstm.backward(p, tr, dys)
-        state = {n: a[rows] for n, a in self.adam.items()}
-        ok = self.optim.step(w, self.layout.flatten(grads, len(rows)), state)
-        self.w[rows] = w
-        for n, a in state.items():
-            self.adam[n][rows] = a
-        self.skipped[rows] += ~ok
+    def _train(self, rows: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One TBPTT step for `rows` towards their targets (B, size), in blocks of BLOCK streams.
+
+        Returns the recomputed states (h_k, c_k) and the new window start states (h_1, c_1).
+        """
+        if len(rows) <= self.BLOCK:
+            tr = self._train_block(rows, target)
+            return tr.hs[-1], tr.cs[-1], tr.hs[1], tr.cs[1]
+        out = np.empty((4, len(rows), self.settings.hidden), self.dtype)
+        for lo in range(0, len(rows), self.BLOCK):
+            part = slice(lo, lo + self.BLOCK)
+            tr = self._train_block(rows[part], target[part])
+            out[:, part] = tr.hs[-1], tr.cs[-1], tr.hs[1], tr.cs[1]
+        return tuple(out)
+
+    def _train_block(self, rows: np.ndarray, target: np.ndarray) -> lstm.Trace:
+        """Forward over the window, last-step loss gradient, optimizer step; so few streams that
+        their weights stay in cache from the forward through the optimizer."""
+        span = _span(rows)
+        if span is not None:  # consecutive rows: work on views, nothing to scatter back
+            w, state = self.w[span], {n: a[span] for n, a in self.adam.items()}
+        else:
+            w, state = self.w[rows], {n: a[rows] for n, a in self.adam.items()}
+        Wx, Wy = self.layout.blocks(w)
+        tr = lstm.run(Wx, self.window.read(rows), self.window.h0[rows], self.window.c0[rows])
+        g = np.empty_like(w)
+        lstm.last_step_grads(Wx, Wy, tr, target, *self.layout.blocks(g))
+        ok = self.optim.step(w, g, state)
+        if span is None:
+            self.w[rows] = w
+            for n, a in state.items():
+                self.adam[n][rows] = a
+        if not ok.all():
+            self.skipped[rows] += ~ok
         return tr
 
     def _advance(
         self, rows: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        out, tr = lstm.forward(self.layout.views(self.w[rows]), x[:, None], h, c)
-        return out[:, -1], tr.hs[:, -1], tr.cs[:, -1]
+        span = _span(rows)
+        w = self.w[span] if span is not None else self.w[rows]
+        Wx, Wy = self.layout.blocks(w)
+        tr = lstm.run(Wx, x[:, None], h, c)
+        return lstm.output(Wy, tr), tr.hs[-1], tr.cs[-1]
 
     def forecast(self, rows: np.ndarray, horizon: int = 1) -> np.ndarray:
         """Forecasts (B, horizon, size) of the next `horizon` values, feeding forecasts back in.
@@ -247,12 +327,58 @@ class Fleet:
         f, prev = self.fc[rows], self.last_y[rows]
         h, c = self.h[rows], self.c[rows]
         mean, std = self.scaler.mean[rows], self.scaler.std(rows)
+        t, dt = self.last_t[rows], self.clock.dt[rows]
         for j in range(horizon):
             out[:, j] = f
             if j + 1 < horizon:
-                y_out, h, c = self._advance(rows, self._features(f, prev, mean, std), h, c)
+                t = t + dt
+                x = self._features(f, prev, mean, std)
+                if self.clock.n_inputs:
+                    x = np.concatenate((x, self.clock.features(rows, f, t, std)), axis=1)
+                y_out, h, c = self._advance(rows, x, h, c)
                 f, prev = self._level(f, mean, std, y_out), f
         return out
+
+    def describe(self, row: int) -> dict:
+        """A stream's detected sampling interval and season, and the inputs it learns from."""
+        info = self.clock.describe(row)
+        names = ["level", "change"]
+        names += ["calendar"] * info["calendar"] + ["season"] * (info["season"] is not None)
+        return {**info, "inputs": names}
+
+
+def _span(rows: np.ndarray) -> slice | None:
+    """rows as a slice when they are consecutive and ascending (all streams, in order), else None."""
+    n = len(rows)
+    if n == 0:
+        return None
+    first = int(rows[0])
+    if n == 1 or (int(rows[-1]) - first == n - 1 and bool((rows[1:] > rows[:-1]).all())):
+        return slice(first, first + n)
+    return None
+
+
+def save_init(path, params: dict[str, np.ndarray], info: dict) -> None:
+    """Write warm-start weights (one model's params, unbatched) and a description, as plain arrays."""
+    np.savez(path, **{n: np.asarray(params[n]) for n in lstm.NAMES}, info=np.array(json.dumps(info)))
+
+
+def load_init(path) -> dict[str, np.ndarray]:
+    """Warm-start weights from a `fit` file; refuses pickled or object arrays with a clear error."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {n: f[n] for n in f.files}
+    except ValueError as e:  # numpy's message for object arrays mentions allow_pickle
+        raise ValueError(f"{path}: not a plain-array model file (pickled or object data refused)") from e
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npz model file: {e}") from e
+    missing = [n for n in lstm.NAMES if n not in arrays]
+    if missing:
+        raise ValueError(f"{path}: not a model file, missing {', '.join(missing)}")
+    for n in lstm.NAMES:
+        if arrays[n].dtype.kind != "f" or not np.isfinite(arrays[n]).all():
+            raise ValueError(f"{path}: {n} is not an array of finite floats")
+    return arrays
 
 
 class Forecaster:
@@ -272,10 +398,13 @@ class Forecaster:
         lr: float = Settings.lr,
         seed: int = 0,
         key: str = "",
+        init: dict | str | None = None,
         **settings,
     ):
+        """`init`: warm-start weights, a dict from `load_init` or the path of a `fit` file."""
         self.settings = Settings(hidden=hidden_size, window=window, lr=lr, seed=seed, **settings)
         self.key = key
+        self.init = load_init(init) if isinstance(init, str | Path) else init
         self.fleet: Fleet | None = None
         self.last: Step | None = None
 
@@ -287,7 +416,7 @@ class Forecaster:
         """Test-then-train on one point (a number, or a list for a multivariate stream)."""
         y = np.atleast_1d(np.asarray(y, np.float64))
         if self.fleet is None:
-            self.fleet = Fleet(self.settings, size=len(y))
+            self.fleet = Fleet(self.settings, size=len(y), init=self.init)
             self.fleet.add(self.key)
         if len(y) != self.fleet.size:
             raise ValueError(f"point has {len(y)} values, the stream has {self.fleet.size}")

@@ -12,22 +12,32 @@ H hidden units, O outputs. Gates are fused in PyTorch's order (i, f, g, o):
 
 so `params` copy one-to-one into torch.nn.LSTM (weight_ih_l0, weight_hh_l0, bias_ih_l0 with
 bias_hh_l0 = 0) and an nn.Linear head (weight, bias).
+
+Speed comes from few NumPy calls per step (each costs ~0.5 µs, more than the arithmetic of one
+stream): a flat row stores the gate weights as one block Wx = [W_ih^T; b; W_hh^T] (I+1+H, 4H)
+and the head as Wy = [b_out; W_out^T] (1+H, O), so one matmul of [x_t, 1, h_{t-1}] gives all
+gates with their bias, one matmul gives every gate gradient, and the buffers are time-major so
+each step's operands are ready-made views.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 NAMES = ("W_ih", "W_hh", "b", "W_out", "b_out")
 
 
-def _gate_scale(H: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=64)
+def _gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     """sigmoid(z) = 0.5 * tanh(z / 2) + 0.5, so one tanh serves all four gates: act = tanh(S z) * S + T."""
     S = np.full(4 * H, 0.5, dtype)
     S[2 * H : 3 * H] = 1.0
-    return S, (1.0 - S).astype(dtype) * (S != 1.0)
+    T = (1.0 - S) * (S != 1.0)
+    S.flags.writeable = T.flags.writeable = False
+    return S, T.astype(dtype)
 
 
 def shapes(input_size: int, hidden_size: int, output_size: int = 1) -> dict[str, tuple[int, ...]]:
@@ -57,68 +67,197 @@ def init_params(
     return p
 
 
+def blocks(p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """{name: (B, *shape)} -> the fused blocks Wx (B, I+1+H, 4H) and Wy (B, 1+H, O), as copies."""
+    Wx = np.concatenate((p["W_ih"].swapaxes(1, 2), p["b"][:, None], p["W_hh"].swapaxes(1, 2)), axis=1)
+    Wy = np.concatenate((p["b_out"][:, None], p["W_out"].swapaxes(1, 2)), axis=1)
+    return Wx, Wy
+
+
+def _named(Wx: np.ndarray, Wy: np.ndarray, I: int) -> dict[str, np.ndarray]:
+    """Views {name: (..., *shape)} into fused blocks."""
+    return {
+        "W_ih": Wx[..., :I, :].swapaxes(-1, -2),
+        "W_hh": Wx[..., I + 1 :, :].swapaxes(-1, -2),
+        "b": Wx[..., I, :],
+        "W_out": Wy[..., 1:, :].swapaxes(-1, -2),
+        "b_out": Wy[..., 0, :],
+    }
+
+
 class Layout:
-    """Where each parameter lives in one flat row, so an optimizer updates a single array."""
+    """Where each parameter lives in one flat row, so an optimizer updates a single array.
+
+    A row is the block Wx (I+1+H, 4H) then the block Wy (1+H, O), both row-major.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int = 1):
+        self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.shapes = shapes(input_size, hidden_size, output_size)
         self.sizes = {n: int(np.prod(s)) for n, s in self.shapes.items()}
         self.size = sum(self.sizes.values())
+        self.x_shape = (input_size + 1 + hidden_size, 4 * hidden_size)
+        self.y_shape = (1 + hidden_size, output_size)
+        self.x_size = self.x_shape[0] * self.x_shape[1]
+
+    def blocks(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Views (..., P) -> Wx (..., I+1+H, 4H), Wy (..., 1+H, O); no copies."""
+        lead = flat.shape[:-1]
+        Wx = flat[..., : self.x_size].reshape(*lead, *self.x_shape)
+        return Wx, flat[..., self.x_size :].reshape(*lead, *self.y_shape)
 
     def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """Parameter views into flat rows: (..., P) -> {name: (..., *shape)}; no copies."""
-        lead, out, at = flat.shape[:-1], {}, 0
-        for n in NAMES:
-            out[n] = flat[..., at : at + self.sizes[n]].reshape(*lead, *self.shapes[n])
-            at += self.sizes[n]
-        return out
+        return _named(*self.blocks(flat), self.input_size)
 
     def flatten(self, params: dict[str, np.ndarray], batch: int) -> np.ndarray:
         """{name: (B, *shape)} -> (B, P)."""
-        return np.concatenate([params[n].reshape(batch, -1) for n in NAMES], axis=1)
+        Wx, Wy = blocks({n: np.reshape(params[n], (batch, *s)) for n, s in self.shapes.items()})
+        return np.concatenate((Wx.reshape(batch, -1), Wy.reshape(batch, -1)), axis=1)
 
 
 @dataclass
 class Trace:
-    """What backward needs from forward; hs/cs include the start state at index 0."""
+    """What backward needs from forward, time-major; states include the start state at index 0."""
 
-    xs: np.ndarray  # (B, k, I)
-    hs: np.ndarray  # (B, k+1, H)
-    cs: np.ndarray  # (B, k+1, H)
-    tcs: np.ndarray  # (B, k, H)    tanh(c_t)
-    act: np.ndarray  # (B, k, 4H)   gate activations i, f, g, o
+    hx: np.ndarray  # (k+1, B, I+1+H)  row t = [x_t, 1, h_{t-1}]
+    cs: np.ndarray  # (k+1, B, H)
+    tcs: np.ndarray  # (k, B, H)       tanh(c_t)
+    act: np.ndarray  # (k, B, 4H)      gate activations i, f, g, o
+
+    @property
+    def inputs(self) -> int:
+        return self.hx.shape[2] - self.cs.shape[2] - 1
+
+    @property
+    def hs(self) -> np.ndarray:
+        """(k+1, B, H): h_0 (the start state) .. h_k."""
+        return self.hx[:, :, self.inputs + 1 :]
+
+
+def run(Wx: np.ndarray, xs: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> Trace:
+    """The recurrence of B models with gate blocks Wx over windows xs (B, k, I) from (h0, c0)."""
+    B, k, I = xs.shape
+    H = h0.shape[-1]
+    S, T = _gate_scale(H, xs.dtype)
+    # The sigmoid's 1/2 goes into the weights once per window, or for a single step into the 4H
+    # pre-activations, which is cheaper; S is a power of two, so both give the same bits.
+    Ws = Wx * S if k > 1 else Wx
+    hx = np.empty((k + 1, B, I + 1 + H), xs.dtype)
+    hx[:k, :, :I] = xs.swapaxes(0, 1)
+    hx[:, :, I] = 1.0
+    hx[0, :, I + 1 :] = h0
+    cs = np.empty((k + 1, B, H), xs.dtype)
+    cs[0] = c0
+    tcs = np.empty((k, B, H), xs.dtype)
+    act = np.empty((k, B, 4 * H), xs.dtype)
+    ig = np.empty((B, H), xs.dtype)
+    if B == 1:  # plain vectors: np.dot on 1-D operands is the cheapest call
+        ig = ig[0]
+        steps = zip(
+            hx[:, 0], act[:, 0], act[:, 0], cs[:, 0], cs[1:, 0], tcs[:, 0], hx[1:, 0, I + 1 :], strict=False
+        )
+        mm, W = np.dot, Ws[0]
+    else:
+        S, T = np.broadcast_to(S, (B, 4 * H)).copy(), np.broadcast_to(T, (B, 4 * H)).copy()
+        steps = zip(hx[:, :, None], act, act[:, :, None], cs, cs[1:], tcs, hx[1:, :, I + 1 :], strict=False)
+        mm, W = np.matmul, Ws
+    for x, a, a_out, cp, c, tc, h in steps:
+        mm(x, W, out=a_out)
+        if k == 1:
+            np.multiply(a, S, out=a)
+        _cell(a, cp, c, tc, h, ig, S, T, H)
+    return Trace(hx, cs, tcs, act)
+
+
+def output(Wy: np.ndarray, tr: Trace) -> np.ndarray:
+    """The last step's outputs (B, O): [1, h_k] @ Wy."""
+    hk = tr.hx[-1, :, tr.inputs :]
+    if len(hk) == 1:
+        return np.dot(hk[0], Wy[0])[None]
+    return (hk[:, None] @ Wy)[:, 0]
+
+
+def _cell(a, cp, c, tc, h, ig, S, T, H) -> None:
+    """Gates a (pre-activations in, activations out), then c, tanh(c) and h, all in place."""
+    np.tanh(a, out=a)
+    np.multiply(a, S, out=a)
+    np.add(a, T, out=a)
+    np.multiply(a[..., H : 2 * H], cp, out=c)
+    np.multiply(a[..., :H], a[..., 2 * H : 3 * H], out=ig)
+    np.add(c, ig, out=c)
+    np.tanh(c, out=tc)
+    np.multiply(a[..., 3 * H :], tc, out=h)
+
+
+def backprop(
+    Wx: np.ndarray,
+    tr: Trace,
+    dh_last: np.ndarray,
+    dhs: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backpropagate dL/dh_k = dh_last (B, H), plus dhs (k, B, H) into every h_t if given.
+
+    Returns (dWx (B, I+1+H, 4H), written into `out` if given, dL/dh0, dL/dc0).
+    """
+    k, B, H4 = tr.act.shape
+    H = H4 // 4
+    a = tr.act
+    i, f, g, o = (a[:, :, j * H : (j + 1) * H] for j in range(4))
+    # dz = (dc, dc, dc, dh) * u with u = (g, c_{t-1}, i, tanh(c_t)) * act' (sigmoid'; tanh' for g),
+    # and dc += dh * w with w = o * tanh'(c_t)
+    u = np.empty_like(a)
+    u[:, :, :H], u[:, :, H : 2 * H], u[:, :, 2 * H : 3 * H], u[:, :, 3 * H :] = g, tr.cs[:k], i, tr.tcs
+    d = 1.0 - a
+    d *= a
+    dg = d[:, :, 2 * H : 3 * H]
+    np.multiply(g, g, out=dg)
+    np.subtract(1.0, dg, out=dg)
+    u *= d
+    w = tr.tcs * tr.tcs
+    np.subtract(1.0, w, out=w)
+    w *= o
+    u4 = u.reshape(k, B, 4, H)
+    u, v = u4[:, :, :3], u4[:, :, 3]
+    dz = np.empty((k, B, H4), a.dtype)
+    W_hh_T = Wx[:, tr.inputs + 1 :]  # (B, H, 4H): dh = W_hh^T dz, a product with contiguous rows
+    dh = dh_last.copy()
+    dc = np.zeros_like(dh)
+    tmp = np.empty_like(dh)
+    extra = [None] * k if dhs is None else dhs[:, 0] if B == 1 else dhs  # skip adding zeros
+    dz4 = dz.reshape(k, B, 4, H)
+    if B == 1:
+        W_hh_T, dh, dc, tmp = W_hh_T[0], dh[0], dc[0], tmp[0]
+        rev = (w[:, 0], u[:, 0], v[:, 0], dz[:, 0], dz4[:, 0, :3], dz4[:, 0, 3], f[:, 0], extra)
+        dc3, mm, dhv = dc[None], np.dot, dh
+    else:
+        rev = (w, u, v, dz[:, :, :, None], dz4[:, :, :3], dz4[:, :, 3], f, extra)
+        dc3, mm, dhv = dc[:, None], np.matmul, dh[:, :, None]
+    for wt, ut, vt, dzt, dz_ifg, dz_o, ft, et in zip(*(a[::-1] for a in rev), strict=True):
+        if et is not None:
+            np.add(dh, et, out=dh)
+        np.multiply(dh, wt, out=tmp)
+        np.add(dc, tmp, out=dc)
+        np.multiply(dc3, ut, out=dz_ifg)
+        np.multiply(dh, vt, out=dz_o)
+        mm(W_hh_T, dzt, out=dhv)
+        np.multiply(dc, ft, out=dc)
+    if B == 1:
+        dWx = np.empty((1, *Wx.shape[1:]), Wx.dtype) if out is None else out
+        np.dot(tr.hx[:k, 0].T, dz[:, 0], out=dWx[0])
+        return dWx, dh[None], dc[None]
+    dWx = np.matmul(tr.hx[:k].transpose(1, 2, 0), dz.swapaxes(0, 1), out=out)
+    return dWx, dh, dc
 
 
 def forward(
     p: dict[str, np.ndarray], xs: np.ndarray, h0: np.ndarray, c0: np.ndarray
 ) -> tuple[np.ndarray, Trace]:
     """Run B models over their windows xs (B, k, I) from (h0, c0) (B, H); outputs (B, k, O)."""
-    B, k, _ = xs.shape
-    H = h0.shape[-1]
-    S, T = _gate_scale(H, xs.dtype)
-    zx = (xs @ p["W_ih"].transpose(0, 2, 1) + p["b"][:, None, :]) * S  # (B, k, 4H): the whole window at once
-    W = p["W_hh"].transpose(0, 2, 1) * S  # (B, H, 4H)
-    S, T = np.broadcast_to(S, (B, 4 * H)).copy(), np.broadcast_to(T, (B, 4 * H)).copy()
-    hs = np.empty((B, k + 1, H), xs.dtype)
-    cs = np.empty((B, k + 1, H), xs.dtype)
-    tcs = np.empty((B, k, H), xs.dtype)
-    act = np.empty((B, k, 4 * H), xs.dtype)
-    i, f, g, o = (act[:, :, j * H : (j + 1) * H] for j in range(4))
-    hs[:, 0], cs[:, 0] = h0, c0
-    for t in range(k):
-        a = act[:, t]
-        np.matmul(hs[:, t, None], W, out=act[:, t, None])
-        a += zx[:, t]
-        np.tanh(a, out=a)
-        a *= S
-        a += T
-        c = cs[:, t + 1]
-        np.multiply(f[:, t], cs[:, t], out=c)
-        c += i[:, t] * g[:, t]
-        np.tanh(c, out=tcs[:, t])
-        np.multiply(o[:, t], tcs[:, t], out=hs[:, t + 1])
-    ys = hs[:, 1:] @ p["W_out"].transpose(0, 2, 1) + p["b_out"][:, None, :]
-    return ys, Trace(xs, hs, cs, tcs, act)
+    Wx, Wy = blocks(p)
+    tr = run(Wx, xs, h0, c0)
+    return tr.hx[1:, :, xs.shape[2] :].swapaxes(0, 1) @ Wy, tr
 
 
 def backward(
@@ -128,38 +267,11 @@ def backward(
 
     Returns ({name: (B, *shape)}, dL/dh0, dL/dc0).
     """
-    B, k, H4 = tr.act.shape
-    H = H4 // 4
-    a = tr.act
-    i, f, g, o = (a[:, :, j * H : (j + 1) * H] for j in range(4))
-    dpre = a * (1.0 - a)  # sigmoid' for i, f, o ...
-    dpre[:, :, 2 * H : 3 * H] = 1.0 - g * g  # ... and tanh' for g
-    # dz_{i,f,g} = dc * (g, c_{t-1}, i) * act';  dz_o = dh * tanh(c_t) * o';  dc += dh * o * tanh'(c_t)
-    u = np.stack((g, tr.cs[:, :k], i), axis=2) * dpre[:, :, : 3 * H].reshape(B, k, 3, H)
-    v = tr.tcs * dpre[:, :, 3 * H :]
-    w = o * (1.0 - tr.tcs * tr.tcs)
-    dhs = dys @ p["W_out"]  # (B, k, H)
-    dz = np.empty((B, k, H4), a.dtype)
-    dz_ifg = dz.reshape(B, k, 4, H)[:, :, :3]
-    W_hh = p["W_hh"]
-    dh = np.zeros((B, H), a.dtype)
-    dc = np.zeros((B, H), a.dtype)
-    for t in range(k - 1, -1, -1):
-        dh += dhs[:, t]
-        dc += dh * w[:, t]
-        np.multiply(dc[:, None], u[:, t], out=dz_ifg[:, t])
-        np.multiply(dh, v[:, t], out=dz[:, t, 3 * H :])
-        dh = (dz[:, t, None] @ W_hh)[:, 0]
-        dc *= f[:, t]
-    dz_T = dz.transpose(0, 2, 1)
-    grads = {
-        "W_ih": dz_T @ tr.xs,
-        "W_hh": dz_T @ tr.hs[:, :k],
-        "b": dz.sum(axis=1),
-        "W_out": dys.transpose(0, 2, 1) @ tr.hs[:, 1:],
-        "b_out": dys.sum(axis=1),
-    }
-    return grads, dh, dc
+    Wx, Wy = blocks(p)
+    dhs = (dys @ Wy[:, 1:].swapaxes(1, 2)).swapaxes(0, 1)  # (k, B, H)
+    dWx, dh0, dc0 = backprop(Wx, tr, np.zeros_like(dhs[0]), dhs)
+    dWy = tr.hx[1:, :, tr.inputs :].transpose(1, 2, 0) @ dys
+    return _named(dWx, dWy, tr.inputs), dh0, dc0
 
 
 def mse(ys: np.ndarray, targets: np.ndarray, every_step: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +287,22 @@ def mse(ys: np.ndarray, targets: np.ndarray, every_step: bool = False) -> tuple[
     err = ys[:, -1] - targets
     dys[:, -1] = 2.0 * err / err.shape[1]
     return np.mean(err * err, axis=1), dys
+
+
+def last_step_grads(
+    Wx: np.ndarray, Wy: np.ndarray, tr: Trace, targets: np.ndarray, gx: np.ndarray, gy: np.ndarray
+) -> None:
+    """Gradients of mean((y_k - targets)**2) (targets (B, O)) into gx (B, I+1+H, 4H), gy (B, 1+H, O).
+
+    Only the last output is scored, so only one dL/dh enters the backward pass.
+    """
+    hk = tr.hx[-1, :, tr.inputs :]  # (B, 1+H) = [1, h_k]
+    dy = output(Wy, tr)
+    dy -= targets
+    dy *= 2.0 / targets.shape[1]
+    dh = dy @ Wy[0, 1:].T if len(dy) == 1 else (dy[:, None] @ Wy[:, 1:].swapaxes(1, 2))[:, 0]
+    backprop(Wx, tr, dh, out=gx)
+    np.multiply(hk[:, :, None], dy[:, None, :], out=gy)
 
 
 class LSTM:
@@ -205,7 +333,7 @@ class LSTM:
         """xs (k, I) -> (outputs (k, O), h_k, c_k, trace)."""
         h0b, c0b = self._state(h0, c0)
         ys, tr = forward(self._batched(), np.asarray(xs, self.dtype)[None], h0b, c0b)
-        return ys[0], tr.hs[0, -1], tr.cs[0, -1], tr
+        return ys[0], tr.hs[-1, 0], tr.cs[-1, 0], tr
 
     def backward(self, tr: Trace, dys: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """dys (k, O) -> (grads with the keys of params, dL/dh0, dL/dc0)."""

@@ -10,18 +10,47 @@ from __future__ import annotations
 import numpy as np
 
 
+def _norms_and_scale(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row L2 norms of g (B, P) and the factor (B,) that clips each to max_norm (1 if not finite)."""
+    norms = np.sqrt(np.einsum("bp,bp->b", g, g))
+    if max_norm is None:
+        return norms, np.ones_like(norms)
+    with np.errstate(invalid="ignore"):
+        scale = np.minimum(1.0, max_norm / (norms + 1e-12))
+    return norms, np.where(np.isfinite(scale), scale, 1.0)
+
+
 def clip(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Scale each row of g (B, P) to a global L2 norm of at most max_norm.
 
     Returns (clipped g, norms before clipping); a row with a non-finite norm comes back as is.
     """
-    norms = np.sqrt(np.einsum("bp,bp->b", g, g))
+    norms, scale = _norms_and_scale(g, max_norm)
     if max_norm is None:
         return g, norms
-    with np.errstate(invalid="ignore"):
-        scale = np.minimum(1.0, max_norm / (norms + 1e-12))
-    scale = np.where(np.isfinite(scale), scale, 1.0).astype(g.dtype)
-    return g * scale[:, None], norms
+    return g * scale[:, None].astype(g.dtype), norms
+
+
+def _rows_ok(opt, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+    """Step only the rows whose gradient is finite; the others, and their state, stay untouched."""
+    norms, scale = _norms_and_scale(g, opt.max_norm)
+    ok = np.isfinite(norms)
+    if ok.all():
+        opt._apply(w, g, scale, state)
+        return ok
+    idx = np.flatnonzero(ok)
+    sub = {n: a[idx] for n, a in state.items()}
+    w_ok = w[idx]
+    opt._apply(w_ok, g[idx], scale[idx], sub)
+    w[idx] = w_ok
+    for n, a in sub.items():
+        state[n][idx] = a
+    return ok
+
+
+def _per_row(x: np.ndarray, dtype) -> np.ndarray | float:
+    """A per-row factor shaped to scale (B, P) rows; a plain float for one row (cheaper to broadcast)."""
+    return float(x[0]) if len(x) == 1 else x[:, None].astype(dtype)
 
 
 class SGD:
@@ -35,11 +64,11 @@ class SGD:
 
     def step(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
         """Update w (B, P) in place; returns the rows that stepped (False: non-finite, skipped)."""
-        g, norms = clip(g, self.max_norm)
-        ok = np.isfinite(norms)
-        w -= self.lr * np.where(ok[:, None], g, 0.0)
-        state["t"] += ok
-        return ok
+        return _rows_ok(self, w, g, state)
+
+    def _apply(self, w: np.ndarray, g: np.ndarray, scale: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        w -= g * _per_row(self.lr * scale, w.dtype)
+        state["t"] += 1
 
 
 class Adam:
@@ -66,23 +95,29 @@ class Adam:
 
         A row whose gradient is not finite is left untouched, and its step count does not move.
         """
+        return _rows_ok(self, w, g, state)
+
+    def _apply(self, w: np.ndarray, g: np.ndarray, scale: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        """One step for rows with finite gradients g, clipped by `scale`: 12 passes over the rows.
+
+        lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) is computed as
+        (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2)), and the clip factor is folded into
+        the moment updates, so no clipped copy of g is made.
+        """
         b1, b2 = self.betas
-        g, norms = clip(g, self.max_norm)
-        ok = np.isfinite(norms)
-        if not ok.all():
-            g = np.where(ok[:, None], g, 0.0)
         m, v = state["m"], state["v"]
-        keep1 = np.where(ok, b1, 1.0)[:, None].astype(w.dtype)
-        keep2 = np.where(ok, b2, 1.0)[:, None].astype(w.dtype)
-        m *= keep1
-        m += (1.0 - keep1) * g
-        v *= keep2
-        v += (1.0 - keep2) * (g * g)
-        state["t"] += ok
-        t = np.maximum(state["t"], 1)
-        bc1 = 1.0 - b1**t
-        bc2 = 1.0 - b2**t
-        denom = np.sqrt(v) / np.sqrt(bc2)[:, None].astype(w.dtype) + self.eps
-        step = np.where(ok, self.lr / bc1, 0.0)[:, None].astype(w.dtype)
-        w -= step * (m / denom)
-        return ok
+        state["t"] += 1
+        t = state["t"]
+        bc1, root_bc2 = 1.0 - b1**t, np.sqrt(1.0 - b2**t)
+        tmp = g * _per_row((1.0 - b1) * scale, w.dtype)
+        m *= b1
+        m += tmp
+        np.multiply(g, g, out=tmp)
+        tmp *= _per_row((1.0 - b2) * scale * scale, w.dtype)
+        v *= b2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += _per_row(self.eps * root_bc2, w.dtype)
+        np.divide(m, tmp, out=tmp)
+        tmp *= _per_row(self.lr * root_bc2 / bc1, w.dtype)
+        w -= tmp

@@ -1,0 +1,263 @@
+"""The daemon: points in on a SUB socket, one online LSTM per stream key, forecasts out on PUB.
+
+The loop polls with a finite timeout, drains what is queued (bounded), checks every point
+against its stream, learns the drain in rounds (round r holds the r-th point of every stream
+that has one, so a stream's points stay in order and all streams of one dimension share one
+batched `Fleet.learn`), publishes one forecast per learned point, and every `stats_every`
+seconds publishes `$stats`. Publishing never blocks. Bad input is rejected, counted by reason,
+logged (rate-limited), and never reaches a model. SIGTERM/SIGINT only set a flag: the current
+drain is finished, then the sockets close.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import click
+import numpy as np
+import zmq
+
+from . import logs, records, wire
+from .config import Config, ConfigError, endpoint, given, load
+from .learner import Fleet, Settings
+from .logs import Throttle
+from .wire import Point, Reason, Rejected
+
+log = logging.getLogger("lstmstream.daemon")
+
+POLL_MS = 100  # the longest the loop waits before it checks the stop flag and the clock
+DRAIN_POINTS = 20_000  # points taken per drain before they are learned
+DRAIN_MESSAGES = 20_000
+PUB_HWM = 100_000
+# libzmq discards what is still unread in the kernel when a sender disconnects while the SUB
+# queue is full, so the queue must hold what a sender may have in flight when it leaves.
+SUB_HWM = 100_000
+LINGER_MS = 2_000  # how long close() may spend delivering the last forecasts
+
+
+@dataclass
+class Stats:
+    received: int = 0  # messages
+    learned: int = 0  # points
+    published: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    busy: float = 0.0  # seconds spent learning since the last report
+    busy_points: int = 0
+
+    def report(self, streams: int, uptime: float) -> dict:
+        us = 1e6 * self.busy / self.busy_points if self.busy_points else None
+        self.busy, self.busy_points = 0.0, 0
+        return {
+            "received": self.received,
+            "learned": self.learned,
+            "published": self.published,
+            "rejected": dict(self.rejected),
+            "streams": streams,
+            "us_per_point": us,
+            "uptime": uptime,
+        }
+
+
+@dataclass
+class Drain:
+    """Points taken from the socket in one go, grouped by stream key in arrival order."""
+
+    points: dict[str, list[Point]] = field(default_factory=dict)
+    new: int = 0  # keys not yet known to the daemon
+    size: int = 0
+
+
+class Daemon:
+    def __init__(self, config: Config):
+        self.config = config
+        self.ctx = zmq.Context()
+        self.sub: zmq.Socket | None = None
+        self.pub: zmq.Socket | None = None
+        self.fleets: dict[int, Fleet] = {}  # one per point dimension
+        self.home: dict[str, Fleet] = {}  # the fleet that holds each stream
+        self.stats = Stats()
+        self.throttle = Throttle(log)
+        self.stopping = False
+        self.started = time.monotonic()
+
+    # ---- life cycle ----------------------------------------------------------------------
+
+    def run(self, signals: bool = True) -> int:
+        """Serve until stopped; returns the exit status."""
+        if signals:
+            self.install_signals()
+        try:
+            self.open()
+            self.serve()
+        finally:
+            self.close()
+        return 0
+
+    def install_signals(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.stop)
+
+    def stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def open(self) -> None:
+        c = self.config
+        self.sub = self.ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.MAXMSGSIZE, c.max_msg_size)
+        self.sub.setsockopt(zmq.RCVHWM, SUB_HWM)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        for spec in c.sub:
+            self._attach(self.sub, spec, "connect")
+        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.SNDHWM, PUB_HWM)
+        self._attach(self.pub, c.pub, "bind")
+        log.info("model %s; at most %d streams", c.settings, c.max_streams)
+
+    def _attach(self, sock: zmq.Socket, spec: str, natural: str) -> None:
+        how, addr = endpoint(spec, natural)
+        name = "SUB" if sock.socket_type == zmq.SUB else "PUB"
+        try:
+            getattr(sock, how)(addr)
+        except zmq.ZMQError as e:
+            raise ConfigError(f"{name} cannot {how} {addr}: {e}") from None
+        if how == "bind":
+            addr = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        log.info("%s %s %s", name, how, addr)
+
+    def close(self) -> None:
+        log.info("stopping: %d streams, %d points learned", len(self.home), self.stats.learned)
+        self.throttle.flush(force=True)
+        for sock, linger in ((self.sub, 0), (self.pub, LINGER_MS)):
+            if sock is not None:
+                sock.close(linger=linger)
+        self.ctx.term()
+
+    def serve(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.sub, zmq.POLLIN)
+        next_tick = time.monotonic()
+        while not self.stopping:
+            wait = min(POLL_MS, max(0, 1000 * (next_tick - time.monotonic())))
+            if poller.poll(wait):
+                self.learn(self.drain())
+            if time.monotonic() >= next_tick:
+                self.tick()
+                next_tick = time.monotonic() + self.config.stats_every
+
+    def tick(self) -> None:
+        """Periodic work: publish $stats, summarise held-back warnings."""
+        report = self.stats.report(len(self.home), time.monotonic() - self.started)
+        self.send(wire.STATS_KEY, report)
+        self.throttle.flush()
+
+    # ---- input ---------------------------------------------------------------------------
+
+    def drain(self) -> Drain:
+        """What is queued, bounded in messages (a flood of bad ones) and in good points."""
+        d = Drain()
+        for _ in range(DRAIN_MESSAGES):
+            try:
+                frames = self.sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self.accept(frames, d)
+            if d.size >= DRAIN_POINTS:
+                break
+        return d
+
+    def accept(self, frames: list[bytes], d: Drain) -> None:
+        self.stats.received += 1
+        try:
+            key, points = wire.decode(frames)
+        except Rejected as r:
+            self.reject(r, frames[0] if frames else b"")
+            return
+        for p in points:
+            try:
+                if isinstance(p, Rejected):
+                    raise p
+                self.check(key, p, d)
+            except Rejected as r:
+                self.reject(r, key)
+                continue
+            if key not in d.points:
+                d.points[key] = []
+                d.new += key not in self.home
+            d.points[key].append(p)
+            d.size += 1
+
+    def check(self, key: str, p: Point, d: Drain) -> None:
+        """The rules that need the stream's history: t increases, v keeps its length, room."""
+        queued = d.points.get(key)
+        if queued:
+            last_t, size = queued[-1].t, len(queued[-1].v)
+        elif key in self.home:
+            fleet = self.home[key]
+            last_t, size = float(fleet.last_t[fleet.index[key]]), fleet.size
+        elif len(self.home) + d.new >= self.config.max_streams:
+            raise Rejected(Reason.STREAMS, f"new stream past --max-streams {self.config.max_streams}")
+        else:
+            return
+        if not p.t > last_t:
+            raise Rejected(Reason.LATE, f"t={p.t!r} is not after {last_t!r}")
+        if len(p.v) != size:
+            raise Rejected(Reason.SIZE, f"{len(p.v)} values, the stream has {size}")
+
+    def reject(self, r: Rejected, key: str | bytes) -> None:
+        self.stats.rejected[r.reason] += 1
+        self.throttle.warn(r.reason, f"{key!r:.80}: {r.detail}")
+
+    # ---- learning and output -------------------------------------------------------------
+
+    def learn(self, d: Drain) -> None:
+        start = time.perf_counter()
+        queues = list(d.points.items())
+        r = 0
+        while queues:
+            by_size: dict[int, list[tuple[str, Point]]] = defaultdict(list)
+            for key, points in queues:
+                by_size[len(points[r].v)].append((key, points[r]))
+            for size, items in by_size.items():
+                self.learn_round(size, items)
+            r += 1
+            queues = [(k, points) for k, points in queues if len(points) > r]
+        self.stats.busy += time.perf_counter() - start
+        self.stats.busy_points += d.size
+
+    def learn_round(self, size: int, items: list[tuple[str, Point]]) -> None:
+        """One point for each of several distinct streams of one dimension, in one batch."""
+        fleet = self.fleets.get(size)
+        if fleet is None:
+            fleet = self.fleets[size] = Fleet(self.config.settings, size)
+        rows = np.array([fleet.add(k) for k, _ in items], np.int64)
+        for k, _ in items:
+            self.home[k] = fleet
+        ys = np.array([p.v for _, p in items], np.float64)
+        ts = np.array([p.t for _, p in items], np.float64)
+        step = fleet.learn(rows, ys, ts)
+        self.stats.learned += len(items)
+        for (key, _), record in zip(items, records.forecasts(step), strict=True):
+            self.send(key, record)
+
+    def send(self, key: str, record: dict) -> None:
+        # A PUB socket never blocks: a subscriber whose queue (PUB_HWM) is full misses messages.
+        self.pub.send_multipart(wire.encode(key, record), zmq.NOBLOCK)
+        self.stats.published += key != wire.STATS_KEY
+
+
+def serve(ctx: click.Context, config_file: str | None, settings: Settings, options: dict) -> int:
+    """`lstmstream run`: merge the configuration layers, set up logging, run the daemon."""
+    cli = given(ctx, {**options, **settings.to_dict()})
+    try:
+        config = load(cli, path=config_file)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e
+    logs.setup(config.log_level)
+    try:
+        return Daemon(config).run()
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e

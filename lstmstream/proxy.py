@@ -1,0 +1,57 @@
+"""`lstmstream proxy`: ZeroMQ's own XSUB/XPUB forwarder, the meeting point of sensors and daemons.
+
+Sensors' PUB sockets connect to the frontend (XSUB), daemons' SUB sockets to the backend (XPUB);
+subscriptions travel upstream, points downstream. zmq.proxy_steerable runs in a thread; the main
+thread waits for SIGTERM/SIGINT and stops it through its control socket, then closes everything
+with linger 0, so systemd sees a clean, prompt exit.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+import zmq
+
+from .config import endpoint
+
+
+def attach(sock: zmq.Socket, spec: str) -> str:
+    """Bind (@ or bare) or connect (>) a CZMQ-style endpoint; returns the resolved address."""
+    how, addr = endpoint(spec, "bind")
+    if how == "bind":
+        sock.bind(addr)
+        return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    sock.connect(addr)
+    return addr
+
+
+def serve(frontend: str, backend: str, log=None) -> int:
+    """Forward until SIGTERM or SIGINT; returns the exit status (0)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    ctx = zmq.Context()
+    xsub, xpub = ctx.socket(zmq.XSUB), ctx.socket(zmq.XPUB)
+    control, steer = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    try:
+        for s in (xsub, xpub, control, steer):
+            s.setsockopt(zmq.LINGER, 0)
+        front, back = attach(xsub, frontend), attach(xpub, backend)
+        control.bind("inproc://proxy-control")
+        steer.connect("inproc://proxy-control")
+        worker = threading.Thread(target=zmq.proxy_steerable, args=(xsub, xpub, None, control), daemon=True)
+        worker.start()
+        log(f"proxy: sensors -> {front} (XSUB), daemons <- {back} (XPUB); ready")
+        while not stop.wait(0.2) and worker.is_alive():
+            pass
+        steer.send(b"TERMINATE")
+        worker.join(5.0)
+        log("proxy: stopped")
+        return 0
+    finally:
+        for s in (xsub, xpub, control, steer):
+            s.close(linger=0)
+        ctx.term()

@@ -1,0 +1,50 @@
+"""`lstmstream tail`: one line per forecast, live, human-readable or JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+from .record import is_forecast, listen
+
+ALERT = 4.0  # scores at or above this are marked
+
+
+def _num(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, list):
+        return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
+    return f"{v:.4g}"
+
+
+def line(key: str, record: dict) -> str:
+    """`key  t=…  v=…  [lo .. hi]  err=…  score=…  n=…`, with `!` for a high anomaly score."""
+    score = record.get("score")
+    mark = "  !" if score is not None and score >= ALERT else ""
+    return (
+        f"{key}  t={record['t']}  v={_num(record['v'])}  [{_num(record['lo'])} .. {_num(record['hi'])}]"
+        f"  err={_num(record['err'])}  score={_num(score)}  n={record['n']}{mark}"
+    )
+
+
+def stats_line(key: str, stats: dict) -> str:
+    return key + "  " + "  ".join(f"{k}={v}" for k, v in stats.items())
+
+
+def tail(spec: str, prefix: str, out: TextIO, as_json: bool = False, count: int | None = None) -> int:
+    """Print what arrives under `prefix` until interrupted (or `count` forecasts); returns the count."""
+    seen = 0
+    for key, payload in listen(spec, [prefix]):
+        if not isinstance(payload, dict):
+            continue
+        if as_json:
+            print(json.dumps({"key": key, **payload}), file=out, flush=True)
+        else:
+            print(
+                line(key, payload) if is_forecast(payload) else stats_line(key, payload), file=out, flush=True
+            )
+        seen += is_forecast(payload)
+        if count is not None and seen >= count:
+            break
+    return seen

@@ -1,0 +1,75 @@
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import zmq
+
+CLI = [sys.executable, "-c", "from lstmstream.cli import main; main()"]
+
+
+def ready_line(proc: subprocess.Popen, timeout: float = 20.0) -> str:
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stderr, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sel.select(timeout=deadline - time.monotonic()):
+            line = proc.stderr.readline()
+            if "ready" in line or not line:
+                return line
+    raise AssertionError("the proxy never said it was ready")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_publisher_reaches_a_subscriber_through_the_proxy_and_a_signal_stops_it(sig):
+    proc = subprocess.Popen(
+        [*CLI, "proxy", "--frontend", "@tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ctx = zmq.Context()
+    pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
+    try:
+        front, back = re.findall(r"tcp://127\.0\.0\.1:\d+", ready_line(proc))
+        pub.connect(front)
+        sub.connect(back)
+        sub.setsockopt(zmq.SUBSCRIBE, b"sensor")
+        got = None
+        deadline = time.monotonic() + 20
+        while got is None and time.monotonic() < deadline:  # until the subscription has travelled upstream
+            pub.send_multipart([b"other", b"x"])
+            pub.send_multipart([b"sensor-1", b"\x81\xa1v\x01"])
+            if sub.poll(100):
+                got = sub.recv_multipart()
+        assert got == [b"sensor-1", b"\x81\xa1v\x01"]
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "stopped" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        pub.close(linger=0)
+        sub.close(linger=0)
+        ctx.term()
+
+
+def test_a_taken_port_is_a_clear_error():
+    ctx = zmq.Context()
+    taken = ctx.socket(zmq.PUB)
+    port = taken.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        res = subprocess.run(
+            [*CLI, "proxy", "--frontend", f"@tcp://127.0.0.1:{port}", "--backend", "@tcp://127.0.0.1:*"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert res.returncode != 0 and "proxy:" in res.stderr and "Traceback" not in res.stderr
+    finally:
+        taken.close(linger=0)
+        ctx.term()

@@ -1,0 +1,169 @@
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pytest
+
+from lstmstream.learner import Fleet, Settings
+from lstmstream.season import DAY, GAPS, Clock, calendar, parse_season, parse_tz, utc_offset
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC).timestamp()  # a Monday, 00:00 UTC
+FIVE_MIN = 300.0
+
+
+def epoch(*args) -> float:
+    return datetime(*args, tzinfo=UTC).timestamp()
+
+
+def has_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+        return True
+    except ZoneInfoNotFoundError:
+        return False
+
+
+def test_calendar_features_of_known_utc_times():
+    got = calendar(np.array([T0, epoch(2024, 1, 3, 6), epoch(2024, 1, 7, 18)]))
+    monday, wednesday_6h, sunday_18h = got
+    np.testing.assert_allclose(monday, [0, 1, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(wednesday_6h[:2], [1, 0], atol=1e-12)  # a quarter of the day
+    week = 2 * np.pi * (2 + 0.25) / 7
+    np.testing.assert_allclose(wednesday_6h[2:], [np.sin(week), np.cos(week)], atol=1e-12)
+    np.testing.assert_allclose(sunday_18h[:2], [-1, 0], atol=1e-12)
+    week = 2 * np.pi * (6 + 0.75) / 7
+    np.testing.assert_allclose(sunday_18h[2:], [np.sin(week), np.cos(week)], atol=1e-12)
+
+
+def test_time_zones_shift_local_time():
+    ts = np.array([epoch(2024, 1, 15, 12), epoch(2024, 7, 15, 12)])
+    np.testing.assert_array_equal(utc_offset(ts, parse_tz("UTC")), [0, 0])
+    np.testing.assert_array_equal(utc_offset(ts, parse_tz("+05:30")), [19800, 19800])
+    np.testing.assert_array_equal(utc_offset(ts, parse_tz("-0800")), [-28800, -28800])
+    with pytest.raises(ValueError, match="time zone"):
+        parse_tz("Mars/Olympus")
+
+
+@pytest.mark.skipif(not has_zone("Asia/Kolkata") or not has_zone("Europe/Berlin"), reason="no tz database")
+def test_iana_zones_a_dst_free_one_is_a_fixed_offset_and_berlin_moves_in_summer():
+    ts = T0 + np.arange(0, 365) * DAY + 12 * 3600
+    np.testing.assert_array_equal(utc_offset(ts, parse_tz("Asia/Kolkata")), 19800)
+    berlin = utc_offset(ts, parse_tz("Europe/Berlin"))
+    assert set(berlin) == {3600, 7200}
+    assert berlin[0] == 3600 and berlin[180] == 7200
+
+
+def test_season_and_calendar_options_parse_or_say_what_is_wrong():
+    assert parse_season("auto") == ("auto", 0.0)
+    assert parse_season("288") == ("points", 288.0)
+    assert parse_season("1d") == ("seconds", DAY)
+    assert parse_season("90m") == ("seconds", 5400.0)
+    for bad in ("1", "daily", "-3d", "0d"):
+        with pytest.raises(ValueError, match="season"):
+            parse_season(bad)
+    with pytest.raises(ValueError, match="calendar"):
+        Clock("sometimes", "UTC", "auto", 288, 1)
+
+
+def feed(fleet: Fleet, key: str, ts, ys):
+    row = np.array([fleet.add(key)])
+    for t, y in zip(ts, ys, strict=True):
+        fleet.learn(row, np.array([[y]]), np.array([t]))
+    return int(row[0])
+
+
+def test_auto_stays_off_for_sequence_number_times():
+    f = Fleet(Settings(hidden=4, window=4))
+    row = feed(f, "counter", np.arange(40.0), np.sin(np.arange(40)))
+    info = f.describe(row)
+    assert info["interval"] == 1.0 and info["season"] is None and not info["calendar"]
+    assert info["inputs"] == ["level", "change"]
+    x = f.window.read(np.array([row]))[0]
+    assert (x[:, 2:] == 0).all()  # the calendar and season inputs stay zero
+
+
+def test_auto_turns_on_for_a_five_minute_clock_and_a_daily_one_gets_a_weekly_season():
+    f = Fleet(Settings(hidden=4, window=4))
+    fast = feed(f, "fast", T0 + FIVE_MIN * np.arange(20), np.ones(20))
+    daily = feed(f, "daily", T0 + DAY * np.arange(20), np.ones(20))
+    assert f.describe(fast) == {
+        "interval": 300.0,
+        "season": DAY,
+        "season_slots": 288,
+        "calendar": True,
+        "inputs": ["level", "change", "calendar", "season"],
+    }
+    assert f.describe(daily)["season"] == 7 * DAY and f.describe(daily)["season_slots"] == 7
+    assert not f.describe(daily)["calendar"]
+
+
+def test_the_interval_is_the_median_gap_so_one_outage_does_not_fool_it():
+    ts = T0 + FIVE_MIN * np.array([0, 1, 2, 30, 31, 32, 33, 34, 35, 36])
+    f = Fleet(Settings(hidden=4, window=4))
+    row = feed(f, "gappy", ts, np.ones(len(ts)))
+    assert f.describe(row)["interval"] == FIVE_MIN
+
+
+def test_seasonal_inputs_are_the_value_one_season_ago_across_wraparound():
+    """With a 5-point season on a counter clock, the lag input for the next point is
+    (y[t+1-5] - y[t]) / std and the seasonal change is (y[t+1-5] - y[t-5]) / std."""
+    clock = Clock("off", "UTC", "5", 288, 1, rows=1)
+    rows = np.array([0])
+    ys = np.random.default_rng(0).standard_normal(60)
+    std = np.array([[2.0]])
+    for i, y in enumerate(ys):
+        x = clock.inputs(rows, np.array([[y]]), np.array([float(i)]), std)[0]
+        if i >= GAPS + 5:  # decided at point GAPS, and one full season since
+            assert x[0] == pytest.approx((ys[i + 1 - 5] - y) / 2.0)
+            assert x[1] == pytest.approx((ys[i + 1 - 5] - ys[i - 5]) / 2.0)
+    assert clock.slots[0] == 5 and clock.ring.shape == (1, 5, 1)
+
+
+def test_a_coarse_ring_averages_each_slot_and_keeps_last_season_while_a_slot_fills():
+    """One-minute points into 288 five-minute slots: the lag is the mean of the five points of
+    the same slot one day earlier, even while today's slot is being filled."""
+    clock = Clock("off", "UTC", "1d", 288, 1, rows=1)
+    rows, std = np.array([0]), np.array([[1.0]])
+    minutes = np.arange(2 * 1440 + 20)
+    ys = minutes % 1440 + 1000.0 * (minutes >= 1440)  # day two is day one plus 1000
+    for m, y in zip(minutes, ys, strict=True):
+        x = clock.inputs(rows, np.array([[float(y)]]), np.array([T0 + 60.0 * m]), std)[0]
+    nxt = minutes[-1] + 1  # minute 20 of day three: slot 4 holds minutes 20..24 of day two
+    assert x[0] == pytest.approx(np.mean(ys[1440 + 20 : 1440 + 25]) - ys[-1])
+    assert nxt % 1440 // 5 == 4
+
+
+def test_resumed_streams_carry_the_clock_and_ring():
+    s = Settings(hidden=4, window=4, season="12")
+    ts = T0 + FIVE_MIN * np.arange(80)
+    ys = np.sin(np.arange(80) * 2 * np.pi / 12) + 0.1 * np.random.default_rng(1).standard_normal(80)
+    a = Fleet(s)
+    row = feed(a, "k", ts[:50], ys[:50])
+    b = Fleet(s)
+    (b_row,) = b.restore(["k"], a.export(np.array([row])))
+    for t, y in zip(ts[50:], ys[50:], strict=True):
+        sa = a.learn(np.array([row]), np.array([[y]]), np.array([t]))
+        sb = b.learn(np.array([b_row]), np.array([[y]]), np.array([t]))
+        np.testing.assert_array_equal(sa.v, sb.v)
+    assert a.describe(row) == b.describe(b_row)
+
+
+def daily_profile(days: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Five-minute points of a daily cycle that a short window cannot see coming (an irregular
+    profile, the same every day) plus noise."""
+    rng = np.random.default_rng(seed)
+    profile = np.cumsum(rng.standard_normal(288))
+    profile -= np.linspace(0, profile[-1], 288)  # the day ends where it started
+    t = T0 + FIVE_MIN * np.arange(days * 288)
+    return t, np.tile(profile, days) + 0.3 * rng.standard_normal(len(t))
+
+
+def test_a_daily_cycle_is_learned_clearly_better_with_the_seasonal_input():
+    ts, ys = daily_profile(4)
+    mae = {}
+    for season in ("off", "auto"):
+        f = Fleet(Settings(hidden=8, window=8, calendar="off", season=season))
+        row = np.array([f.add("profile")])
+        errs = [f.learn(row, np.array([[y]]), np.array([t])).err[0, 0] for t, y in zip(ts, ys, strict=True)]
+        mae[season] = np.mean(np.abs(errs[3 * 288 :]))  # the last day
+    assert mae["auto"] < 0.6 * mae["off"]

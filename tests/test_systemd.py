@@ -1,0 +1,101 @@
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).parent.parent / "systemd" / "lstmstream@.service"
+ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
+MAX_EXPOSURE = 1.5
+
+
+def unit_lines() -> dict[str, list[str]]:
+    """Directive name -> values, from the unit file (comments skipped)."""
+    out: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            name, value = line.split("=", 1)
+            out.setdefault(name.strip(), []).append(value.strip())
+    return out
+
+
+def test_the_unit_runs_one_instance_per_service_definition():
+    d = unit_lines()
+    assert d["ExecStart"] == ["/opt/lstmstream/bin/lstmstream run --config /etc/lstmstream/%i.toml"]
+    assert d["Type"] == ["notify"]
+    assert d["Restart"] == ["on-failure"]
+    assert d["StateDirectory"] == ["lstmstream/%i"]
+    assert d["DynamicUser"] == ["yes"]
+    assert int(d["WatchdogSec"][0]) > 0
+    assert "sched_setscheduler" in " ".join(d["SystemCallFilter"])  # libzmq needs it back
+
+
+def test_the_example_service_keeps_its_state_in_the_units_state_directory():
+    example = tomllib.loads((UNIT.parent.parent / "services" / "example.toml").read_text())
+    state = unit_lines()["StateDirectory"][0].replace("%i", "example")
+    assert example["state_dir"] == f"/var/lib/{state}"
+    assert example["sub"] and isinstance(example["sub"], list)
+
+
+def test_every_hardening_line_is_explained():
+    """Each directive in [Service] after ExecStart has a comment right above it (or its group)."""
+    lines = UNIT.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("ExecStart="))
+    for i in range(start + 1, len(lines)):
+        if lines[i].startswith("["):
+            break
+        if "=" in lines[i] and not lines[i].startswith("#"):
+            above = lines[i - 1]
+            assert above.startswith("#") or "=" in above, f"no comment for {lines[i]!r}"
+
+
+@pytest.fixture
+def unit_dir(tmp_path):
+    """The unit in a temp dir, its ExecStart pointing at a real executable there (verify checks it)."""
+    exe = tmp_path / "bin" / "lstmstream"
+    exe.parent.mkdir()
+    exe.write_text("#!/bin/sh\nexit 0\n")
+    exe.chmod(0o755)
+    text = UNIT.read_text().replace("/opt/lstmstream/bin/lstmstream", str(exe))
+    (tmp_path / UNIT.name).write_text(text)
+    return tmp_path
+
+
+@needs_analyze
+def test_systemd_analyze_verify_is_clean(unit_dir):
+    r = subprocess.run(
+        [ANALYZE, "verify", str(unit_dir / "lstmstream@example.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    complaints = [ln for ln in (r.stdout + r.stderr).splitlines() if "lstmstream@" in ln]
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert complaints == []
+
+
+@needs_analyze
+def test_verify_would_catch_a_bad_directive(unit_dir):
+    """The check above can fail: an unknown key in the same unit is reported."""
+    bad = unit_dir / "bad@.service"
+    bad.write_text((unit_dir / UNIT.name).read_text().replace("UMask=0077", "UMask=0077\nHardenMe=yes"))
+    r = subprocess.run(
+        [ANALYZE, "verify", str(unit_dir / "bad@example.service")], capture_output=True, text=True, timeout=60
+    )
+    assert "Unknown key 'HardenMe'" in r.stdout + r.stderr
+
+
+@needs_analyze
+def test_security_exposure_is_at_most_1_5(unit_dir):
+    r = subprocess.run(
+        [ANALYZE, "security", "--offline=true", "--no-pager", str(unit_dir / UNIT.name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout + r.stderr)
+    assert found, r.stdout + r.stderr
+    assert float(found.group(1)) <= MAX_EXPOSURE, r.stdout
