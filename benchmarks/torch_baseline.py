@@ -110,11 +110,13 @@ def torch_batched(streams: int, points: int):
     return loop
 
 
-def ours_single(points: int, repeat: int):
+def ours_single(points: int, repeat: int, recompute: bool):
     """A loop of `points` Forecaster.learn_one + forecast, H=32, k=16, float64."""
-    from lstmstream.learner import Forecaster
+    from lstmstream.learner import Fleet, Forecaster
 
     f = Forecaster(hidden_size=H, window=K)
+    f.fleet = Fleet(f.settings, recompute=recompute)  # its fleet of one, made here to pick the mode
+    f.fleet.add(f.key)
     ys = np.sin(np.arange(K + 2 + points * (repeat + 1)) * 0.3)
     it = iter(ys)
 
@@ -128,12 +130,12 @@ def ours_single(points: int, repeat: int):
     return loop
 
 
-def ours_batched(streams: int, points: int, repeat: int):
+def ours_batched(streams: int, points: int, repeat: int, recompute: bool):
     """A loop of `points` Fleet.learn calls over `streams` streams, float32 (as `lstmstream bench`)."""
     from lstmstream.bench import Config, synthetic
     from lstmstream.learner import Fleet, Settings
 
-    fleet = Fleet(Settings(hidden=H, window=K, dtype="float32"))
+    fleet = Fleet(Settings(hidden=H, window=K, dtype="float32"), recompute=recompute)
     rows = np.array([fleet.add(f"sensor-{i}") for i in range(streams)])
     it = iter(synthetic(Config(streams=streams), K + 2 + points * (repeat + 1)))
 
@@ -169,32 +171,41 @@ def main() -> None:
         {
             "torch_lstm": torch_single(n1, cell=False),
             "torch_lstmcell": torch_single(n1, cell=True),
-            "ours": ours_single(n1, args.repeat),
+            "ours": ours_single(n1, args.repeat, recompute=True),
+            "ours_kept": ours_single(n1, args.repeat, recompute=False),
         },
         args.repeat,
     )
     batched = interleaved(
-        {"torch": torch_batched(B, n), "ours": ours_batched(B, n, args.repeat)}, args.repeat
+        {
+            "torch": torch_batched(B, n),
+            "ours": ours_batched(B, n, args.repeat, recompute=True),
+            "ours_kept": ours_batched(B, n, args.repeat, recompute=False),
+        },
+        args.repeat,
     )
+    torch_single_best = min(single["torch_lstm"], single["torch_lstmcell"])
     res = {
         "torch_lstm_us_per_point": single["torch_lstm"] / n1 * 1e6,
         "torch_lstmcell_us_per_point": single["torch_lstmcell"] / n1 * 1e6,
-        "ours_single_us_per_point": single["ours"] / n1 * 1e6,
         "torch_batched_points_per_s": B * n / batched["torch"],
-        "ours_batched_points_per_s": B * n / batched["ours"],
     }
-    torch_best = min(res["torch_lstm_us_per_point"], res["torch_lstmcell_us_per_point"])
-    res["single_speedup"] = torch_best / res["ours_single_us_per_point"]
-    res["batched_speedup"] = res["ours_batched_points_per_s"] / res["torch_batched_points_per_s"]
+    for mode in ("ours", "ours_kept"):
+        res[f"{mode}_single_us_per_point"] = single[mode] / n1 * 1e6
+        res[f"{mode}_single_speedup"] = torch_single_best / single[mode]
+        res[f"{mode}_batched_points_per_s"] = B * n / batched[mode]
+        res[f"{mode}_batched_speedup"] = batched["torch"] / batched[mode]
     print(f"single stream, H={H} k={K} float64 (torch {torch.__version__}, 1 thread), best of {args.repeat}")
-    print(f"  torch nn.LSTM      {res['torch_lstm_us_per_point']:8.0f} µs/point")
-    print(f"  torch LSTMCell     {res['torch_lstmcell_us_per_point']:8.0f} µs/point")
-    ours, gain = res["ours_single_us_per_point"], res["single_speedup"]
-    print(f"  lstmstream         {ours:8.0f} µs/point   {gain:.1f}x")
+    print(f"  torch nn.LSTM               {res['torch_lstm_us_per_point']:8.0f} µs/point")
+    print(f"  torch LSTMCell              {res['torch_lstmcell_us_per_point']:8.0f} µs/point")
+    for mode, name in (("ours", "lstmstream"), ("ours_kept", "lstmstream --no-recompute")):
+        us, gain = res[f"{mode}_single_us_per_point"], res[f"{mode}_single_speedup"]
+        print(f"  {name:27s} {us:8.0f} µs/point  {gain:.1f}x")
     print(f"{args.streams} streams, own weights, float32")
-    print(f"  torch baddbmm      {res['torch_batched_points_per_s']:8.0f} points/s")
-    ours, gain = res["ours_batched_points_per_s"], res["batched_speedup"]
-    print(f"  lstmstream Fleet   {ours:8.0f} points/s   {gain:.1f}x")
+    print(f"  torch baddbmm               {res['torch_batched_points_per_s']:8.0f} points/s")
+    for mode, name in (("ours", "lstmstream Fleet"), ("ours_kept", "Fleet --no-recompute")):
+        rate, gain = res[f"{mode}_batched_points_per_s"], res[f"{mode}_batched_speedup"]
+        print(f"  {name:27s} {rate:8.0f} points/s  {gain:.1f}x")
     print(json.dumps(res))
 
 

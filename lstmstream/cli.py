@@ -9,6 +9,7 @@ import click
 from . import __version__
 from .learner import Settings
 from .options import model_options
+from .secure import client_options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +59,10 @@ def fit_command(file, settings: Settings, epochs, batch, out) -> None:
 @click.option("--pub", default="@tcp://127.0.0.1:5556", show_default=True,
               help="Where forecasts go out; @ binds, > connects, bare binds.")
 @click.option("--state-dir", type=click.Path(file_okay=False), help="Directory for the streams' state.")
+@click.option("--checkpoint-every", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
+              help="Seconds between checkpoints to --state-dir (one is also written on SIGTERM/SIGINT).")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False),
+              help="Warm-start weights (from `lstmstream fit`) that new streams start from.")
 @model_options
 @click.option("--max-streams", type=click.IntRange(1), default=10_000, show_default=True,
               help="New keys past this many streams are rejected.")
@@ -65,6 +70,12 @@ def fit_command(file, settings: Settings, epochs, batch, out) -> None:
               help="Seconds between $stats messages.")
 @click.option("--max-msg-size", type=click.IntRange(1), default=65_536, show_default=True,
               help="Bigger incoming messages are refused by ZeroMQ.")
+@click.option("--shard", default="0/1", show_default=True, metavar="I/N",
+              help="Serve only the keys whose stable hash falls in shard I of N (the rest are ignored).")
+@click.option("--curve-secret", type=click.Path(exists=True, dir_okay=False),
+              help="The daemon's CURVE secret key (SERVER.key_secret, mode 0600); needs --curve-clients.")
+@click.option("--curve-clients", type=click.Path(exists=True, file_okay=False),
+              help="Directory of admitted client public keys (*.key); reloaded on SIGHUP.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def run_command(config_file, settings: Settings, **options) -> None:
@@ -78,12 +89,14 @@ def run_command(config_file, settings: Settings, **options) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--pub", default=">tcp://127.0.0.1:5555", show_default=True,
               help="The daemon's SUB endpoint; > connects, @ binds, bare connects.")
-@click.option("--key", help="Stream key for timestamp,value files (default: the file's stem).")
+@click.option("--key", help="One stream key for every point (default: the key column, or the file's stem).")
 @click.option("--rate", type=click.FloatRange(0, min_open=True), help="Points per second.")
-@click.option("--speed", type=click.FloatRange(0, min_open=True), help="Recorded time sped up this many times.")
+@click.option("--speed", type=click.FloatRange(0, min_open=True),
+              help="Recorded time sped up this many times.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
               help="Give up after this many seconds without a subscriber or without progress.")
-def replay_command(files, pub, key, rate, speed, timeout) -> None:
+@client_options
+def replay_command(files, pub, key, rate, speed, timeout, curve) -> None:
     """Send CSV points (timestamp,value or key,t,v; several files interleaved by time), losslessly."""
     from .replay import Stalled, load, replay
 
@@ -91,7 +104,7 @@ def replay_command(files, pub, key, rate, speed, timeout) -> None:
         raise click.UsageError("--rate and --speed exclude each other")
     points = load(files, key)
     try:
-        sent = replay(points, pub, rate, speed, timeout, progress=sys.stderr.isatty())
+        sent = replay(points, pub, rate, speed, timeout, progress=sys.stderr.isatty(), curve=curve)
     except Stalled as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"sent {sent} points", err=True)
@@ -104,11 +117,12 @@ def replay_command(files, pub, key, rate, speed, timeout) -> None:
 @click.option("-o", "--output", type=click.File("w"), default="-", help="CSV file (default stdout).")
 @click.option("--count", type=click.IntRange(1), help="Stop after this many rows.")
 @click.option("--duration", type=click.FloatRange(0, min_open=True), help="Stop after this many seconds.")
-def record_command(sub, prefix, output, count, duration) -> None:
+@client_options
+def record_command(sub, prefix, output, count, duration, curve) -> None:
     """Write forecasts as key,t,v,lo,hi,err,score,n rows, or points as key,t,v rows."""
     from .record import record
 
-    rec = record(sub, prefix, output, count, duration)
+    rec = record(sub, prefix, output, count, duration, curve)
     click.echo(f"recorded {rec.rows} {rec.kind or 'forecasts'}", err=True)
 
 
@@ -117,15 +131,17 @@ def record_command(sub, prefix, output, count, duration) -> None:
 @click.option("--sub", default=">tcp://127.0.0.1:5556", show_default=True, help="The daemon's PUB endpoint.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--count", type=click.IntRange(1), help="Stop after this many forecasts.")
-def tail_command(prefix, sub, as_json, count) -> None:
+@client_options
+def tail_command(prefix, sub, as_json, count, curve) -> None:
     """Print forecasts live, one line each (`!` marks a high anomaly score)."""
     from .tail import tail
 
-    tail(sub, prefix, sys.stdout, as_json, count)
+    tail(sub, prefix, sys.stdout, as_json, count, curve)
 
 
 @main.command("demo")
-@click.option("--days", type=click.IntRange(3, 60), default=14, show_default=True, help="Days of sensor data.")
+@click.option("--days", type=click.IntRange(3, 60), default=14, show_default=True,
+              help="Days of sensor data.")
 def demo_command(days) -> None:
     """Start the daemon on loopback, replay a synthetic sensor feed, summarise the forecasts."""
     from .demo import demo
@@ -144,13 +160,31 @@ def demo_command(days) -> None:
 @click.option("--points", type=click.IntRange(1), default=20, show_default=True,
               help="Points per stream in each timed repeat.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--recompute/--no-recompute", default=True, show_default=True,
+              help="Rerun the window at each update (exact) or reuse the activations kept as points arrived.")
 @click.option("--repeat", type=click.IntRange(1), default=3, show_default=True,
               help="Best of this many runs.")
 @click.option("--json", "as_json", is_flag=True, help="End the output with one line of JSON.")
-def bench_command(as_json, **options) -> None:
+@click.option("--e2e", is_flag=True,
+              help="Through real sockets: the daemon in a subprocess, lossless replay, latency percentiles.")
+@click.option("--rate", type=click.FloatRange(0, min_open=True), default=1000.0, show_default=True,
+              help="With --e2e: points/s offered while measuring latency.")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=5.0, show_default=True,
+              help="With --e2e: seconds of the latency measurement.")
+def bench_command(as_json, e2e, rate, duration, **options) -> None:
     """Measure the learner on synthetic streams: points/s, µs/point, bytes/stream, sensors per core."""
     from .bench import Config, run_bench
 
+    if e2e:
+        from .loadtest import Load, run_e2e
+
+        if not options["recompute"]:
+            raise click.UsageError("--no-recompute is not a daemon option; drop it with --e2e")
+        try:
+            run_e2e(Config(**options), Load(rate, duration), as_json, echo=click.echo)
+        except RuntimeError as e:
+            raise click.ClickException(str(e)) from e
+        return
     run_bench(Config(**options), as_json, echo=click.echo)
 
 

@@ -23,6 +23,7 @@ import click
 from click.core import ParameterSource
 
 from .learner import Settings
+from .shard import parse as parse_shard
 
 ENV_PREFIX = "LSTMSTREAM_"
 
@@ -32,15 +33,28 @@ class Config:
     sub: tuple[str, ...] = ("@tcp://127.0.0.1:5555",)
     pub: str = "@tcp://127.0.0.1:5556"
     state_dir: str | None = None
+    checkpoint_every: float = 30.0  # seconds between checkpoints to state_dir
+    init: str | None = None  # warm-start weights (from `fit`) for new streams
     max_streams: int = 10_000
     stats_every: float = 10.0
     max_msg_size: int = 65_536
+    shard: str = "0/1"  # serve only the keys of shard i of N ("i/N", lstmstream/shard.py)
+    curve_secret: str | None = None  # the daemon's CURVE secret key; needs curve_clients
+    curve_clients: str | None = None  # directory of admitted client public keys (*.key)
     log_level: str = "info"
     settings: Settings = field(default_factory=Settings)
 
 
 class ConfigError(ValueError):
     pass
+
+
+def _is_shard(spec: str) -> bool:
+    try:
+        parse_shard(spec)
+    except ValueError:
+        return False
+    return True
 
 
 RULES = {  # what the command line's option types check, for values from the env or a file
@@ -53,12 +67,14 @@ RULES = {  # what the command line's option types check, for values from the env
     "dtype": (lambda x: x in ("float32", "float64"), "float32 or float64"),
     "max_streams": (lambda x: x >= 1, ">= 1"),
     "stats_every": (lambda x: x > 0, "> 0"),
+    "checkpoint_every": (lambda x: x > 0, "> 0"),
     "max_msg_size": (lambda x: x >= 1, ">= 1"),
     "log_level": (
         lambda x: x.lower() in ("debug", "info", "warning", "error"),
         "debug, info, warning or error",
     ),
     "sub": (lambda x: len(x) >= 1, "at least one endpoint"),
+    "shard": (_is_shard, "i/N with 0 <= i < N, e.g. 0/4"),
 }
 
 

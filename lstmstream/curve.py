@@ -12,6 +12,7 @@ import ipaddress
 import os
 import shutil
 import stat
+import struct
 import tempfile
 import time
 from collections.abc import Iterable
@@ -86,7 +87,7 @@ def load_secret(path: str | os.PathLike) -> tuple[bytes, bytes]:
     if not stat.S_ISREG(info.st_mode):
         raise CurveError(f"secret key {path} is not a regular file")
     mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
+    if mode & 0o007 or (mode & 0o070 and not _acl_private(path)):
         raise CurveError(
             f"secret key {path} has mode {mode:04o}: group or others can access it; "
             f"run 'chmod 600 {path}' (and consider issuing a new key)"
@@ -97,6 +98,28 @@ def load_secret(path: str | os.PathLike) -> tuple[bytes, bytes]:
     if zmq.curve_public(secret) != public:
         raise CurveError(f"{path}: the public key does not belong to the secret key")
     return public, secret
+
+
+ACL_XATTR = "system.posix_acl_access"
+ACL_USER_OBJ, ACL_USER, ACL_MASK = 0x01, 0x02, 0x10  # entry tags (sys/acl.h)
+
+
+def _acl_private(path: Path) -> bool:
+    """True when the file's group bits are only the mask of a POSIX ACL that grants nothing to any
+    group or other user, only to this process's own user: what systemd's LoadCredential= writes on
+    a tmpfs (0400 root-owned plus `user:SERVICE:r`, shown as 0440). On ramfs it chowns instead."""
+    try:
+        raw = os.getxattr(path, ACL_XATTR)
+    except OSError:
+        return False
+    if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack_from("<I", raw)[0] != 2:
+        return False
+    for tag, perm, uid in struct.iter_unpack("<HHI", raw[4:]):
+        if not perm or tag in (ACL_USER_OBJ, ACL_MASK):
+            continue
+        if tag != ACL_USER or uid != os.geteuid():
+            return False
+    return True
 
 
 def _read_certificate(path: str | os.PathLike) -> tuple[bytes, bytes | None]:
@@ -283,8 +306,11 @@ HOST_TRANSPORTS = {"tcp", "ws", "wss", "udp"}
 
 
 def is_local(endpoint: str) -> bool:
-    """True when endpoint can only be reached from this machine (loopback, ipc://, inproc://)."""
-    transport, sep, rest = endpoint.partition("://")
+    """True when endpoint can only be reached from this machine (loopback, ipc://, inproc://).
+
+    A leading `@` (bind) or `>` (connect), the daemon's endpoint prefixes, is ignored.
+    """
+    transport, sep, rest = endpoint.lstrip("@>").partition("://")
     if not sep:
         return False
     if transport in LOCAL_TRANSPORTS:

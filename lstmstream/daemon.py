@@ -6,25 +6,34 @@ that has one, so a stream's points stay in order and all streams of one dimensio
 batched `Fleet.learn`), publishes one forecast per learned point, and every `stats_every`
 seconds publishes `$stats`. Publishing never blocks. Bad input is rejected, counted by reason,
 logged (rate-limited), and never reaches a model. SIGTERM/SIGINT only set a flag: the current
-drain is finished, then the sockets close.
+drain is finished, then the sockets close. With a state dir, every stream is loaded before the
+sockets open and checkpointed periodically and at the stop; systemd hears READY=1, STATUS=,
+WATCHDOG=1 and STOPPING=1 (`service.Upkeep`). SIGHUP only sets a flag: the loop calls `reload`.
+With `--shard i/N`, a message whose key belongs to another shard is dropped before it is decoded
+and counted as `other_shard`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import click
 import numpy as np
 import zmq
 
-from . import logs, records, wire
+from . import logs, notify, records, secure, wire
 from .config import Config, ConfigError, endpoint, given, load
+from .curve import CurveServer
 from .learner import Fleet, Settings
 from .logs import Throttle
+from .service import Upkeep
+from .shard import parse as parse_shard
 from .wire import Point, Reason, Rejected
 
 log = logging.getLogger("lstmstream.daemon")
@@ -37,6 +46,8 @@ PUB_HWM = 100_000
 # queue is full, so the queue must hold what a sender may have in flight when it leaves.
 SUB_HWM = 100_000
 LINGER_MS = 2_000  # how long close() may spend delivering the last forecasts
+# Plain ints: pyzmq's flag enums cost more than the socket call they configure (per point).
+NOBLOCK, MORE = int(zmq.NOBLOCK), int(zmq.SNDMORE | zmq.NOBLOCK)
 
 
 @dataclass
@@ -45,6 +56,7 @@ class Stats:
     learned: int = 0  # points
     published: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    other_shard: int = 0  # messages whose key belongs to another shard (ignored, not an error)
     busy: float = 0.0  # seconds spent learning since the last report
     busy_points: int = 0
 
@@ -56,6 +68,7 @@ class Stats:
             "learned": self.learned,
             "published": self.published,
             "rejected": dict(self.rejected),
+            "other_shard": self.other_shard,
             "streams": streams,
             "us_per_point": us,
             "uptime": uptime,
@@ -72,16 +85,22 @@ class Drain:
 
 
 class Daemon:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, reread: Callable[[], Config] | None = None):
+        """`reread`: the configuration as it is now (for SIGHUP), e.g. the TOML file read again."""
         self.config = config
+        self.reread = reread or (lambda: self.config)
+        self.upkeep = Upkeep(config)
         self.ctx = zmq.Context()
         self.sub: zmq.Socket | None = None
         self.pub: zmq.Socket | None = None
+        self.curve: CurveServer | None = None  # with --curve-secret: the ZAP allow-list of both sockets
         self.fleets: dict[int, Fleet] = {}  # one per point dimension
         self.home: dict[str, Fleet] = {}  # the fleet that holds each stream
         self.stats = Stats()
+        self.shard = parse_shard(config.shard)
         self.throttle = Throttle(log)
         self.stopping = False
+        self.reload_asked = False
         self.started = time.monotonic()
 
     # ---- life cycle ----------------------------------------------------------------------
@@ -91,21 +110,50 @@ class Daemon:
         if signals:
             self.install_signals()
         try:
+            self.restore()
             self.open()
+            self.upkeep.ready(len(self.home))
             self.serve()
+            return self.upkeep.stop(self.fleets)
         finally:
             self.close()
-        return 0
 
     def install_signals(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.stop)
+        signal.signal(signal.SIGHUP, self.ask_reload)
 
     def stop(self, *_: object) -> None:
         self.stopping = True
 
+    def ask_reload(self, *_: object) -> None:
+        self.reload_asked = True
+
+    def reload(self) -> None:
+        """SIGHUP: reread the configuration; the log level takes effect, other changes need a restart."""
+        notify.reloading()
+        if self.curve is not None:
+            secure.reload_keys(self.curve)
+        try:
+            level = self.reread().log_level
+        except ConfigError as e:
+            log.error("reload: %s; keeping log level %s", e, self.config.log_level)
+        else:
+            logs.setup(level)
+            self.config = dataclasses.replace(self.config, log_level=level)
+            log.info("reloaded: log level %s", level)
+        notify.ready(f"{len(self.home)} streams, serving")
+
+    def restore(self) -> None:
+        """The streams saved in the state dir, if any."""
+        self.fleets = self.upkeep.load()
+        self.home = {key: fleet for fleet in self.fleets.values() for key in fleet.keys}
+
     def open(self) -> None:
         c = self.config
+        self.curve = secure.server(self.ctx, c)
+        if self.curve is None:
+            secure.warn_exposed(c)
         self.sub = self.ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.MAXMSGSIZE, c.max_msg_size)
         self.sub.setsockopt(zmq.RCVHWM, SUB_HWM)
@@ -114,14 +162,18 @@ class Daemon:
             self._attach(self.sub, spec, "connect")
         self.pub = self.ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, PUB_HWM)
+        self.pub.setsockopt(zmq.MAXMSGSIZE, c.max_msg_size)  # subscriptions are incoming messages too
         self._attach(self.pub, c.pub, "bind")
-        log.info("model %s; at most %d streams", c.settings, c.max_streams)
+        log.info("model %s; at most %d streams; shard %s", c.settings, c.max_streams, self.shard)
 
     def _attach(self, sock: zmq.Socket, spec: str, natural: str) -> None:
         how, addr = endpoint(spec, natural)
         name = "SUB" if sock.socket_type == zmq.SUB else "PUB"
         try:
-            getattr(sock, how)(addr)
+            if self.curve is not None:
+                secure.bind(self.curve, sock, how, addr)
+            else:
+                getattr(sock, how)(addr)
         except zmq.ZMQError as e:
             raise ConfigError(f"{name} cannot {how} {addr}: {e}") from None
         if how == "bind":
@@ -134,16 +186,23 @@ class Daemon:
         for sock, linger in ((self.sub, 0), (self.pub, LINGER_MS)):
             if sock is not None:
                 sock.close(linger=linger)
+        if self.curve is not None:
+            self.curve.stop()
         self.ctx.term()
+        self.upkeep.close()
 
     def serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self.sub, zmq.POLLIN)
         next_tick = time.monotonic()
         while not self.stopping:
-            wait = min(POLL_MS, max(0, 1000 * (next_tick - time.monotonic())))
+            wait = 0 if self.upkeep.copying else min(POLL_MS, max(0, 1000 * (next_tick - time.monotonic())))
             if poller.poll(wait):
                 self.learn(self.drain())
+            if self.reload_asked:
+                self.reload_asked = False
+                self.reload()
+            self.upkeep.beat(self.fleets)
             if time.monotonic() >= next_tick:
                 self.tick()
                 next_tick = time.monotonic() + self.config.stats_every
@@ -151,7 +210,10 @@ class Daemon:
     def tick(self) -> None:
         """Periodic work: publish $stats, summarise held-back warnings."""
         report = self.stats.report(len(self.home), time.monotonic() - self.started)
+        if self.curve is not None:
+            report["curve"] = secure.counters(self.curve)
         self.send(wire.STATS_KEY, report)
+        self.upkeep.status(len(self.home), self.stats.learned)
         self.throttle.flush()
 
     # ---- input ---------------------------------------------------------------------------
@@ -159,11 +221,16 @@ class Daemon:
     def drain(self) -> Drain:
         """What is queued, bounded in messages (a flood of bad ones) and in good points."""
         d = Drain()
+        recv = self.sub.recv
         for _ in range(DRAIN_MESSAGES):
             try:
-                frames = self.sub.recv_multipart(zmq.NOBLOCK)
+                frame = recv(NOBLOCK, copy=False)  # a Frame knows `more`: no getsockopt per frame
             except zmq.Again:
                 break
+            frames = [frame.bytes]
+            while frame.more:  # the rest of a message is there as soon as its first frame is
+                frame = recv(NOBLOCK, copy=False)
+                frames.append(frame.bytes)
             self.accept(frames, d)
             if d.size >= DRAIN_POINTS:
                 break
@@ -171,6 +238,9 @@ class Daemon:
 
     def accept(self, frames: list[bytes], d: Drain) -> None:
         self.stats.received += 1
+        if len(frames) == 2 and not self.shard.owns(frames[0]):  # before any decoding: one dict lookup
+            self.stats.other_shard += 1
+            return
         try:
             key, points = wire.decode(frames)
         except Rejected as r:
@@ -232,10 +302,14 @@ class Daemon:
         """One point for each of several distinct streams of one dimension, in one batch."""
         fleet = self.fleets.get(size)
         if fleet is None:
-            fleet = self.fleets[size] = Fleet(self.config.settings, size)
+            fleet = self.fleets[size] = self.upkeep.new_fleet(size)
         rows = np.array([fleet.add(k) for k, _ in items], np.int64)
         for k, _ in items:
             self.home[k] = fleet
+        # In row order, runs of consecutive rows are trained on views of the fleet's arrays
+        # instead of gathered copies; a stream's result does not depend on its batch.
+        order = np.argsort(rows, kind="stable")
+        rows, items = rows[order], [items[i] for i in order.tolist()]
         ys = np.array([p.v for _, p in items], np.float64)
         ts = np.array([p.t for _, p in items], np.float64)
         step = fleet.learn(rows, ys, ts)
@@ -245,7 +319,9 @@ class Daemon:
 
     def send(self, key: str, record: dict) -> None:
         # A PUB socket never blocks: a subscriber whose queue (PUB_HWM) is full misses messages.
-        self.pub.send_multipart(wire.encode(key, record), zmq.NOBLOCK)
+        head, payload = wire.encode(key, record)
+        self.pub.send(head, MORE)
+        self.pub.send(payload, NOBLOCK)
         self.stats.published += key != wire.STATS_KEY
 
 
@@ -258,6 +334,6 @@ def serve(ctx: click.Context, config_file: str | None, settings: Settings, optio
         raise click.UsageError(str(e)) from e
     logs.setup(config.log_level)
     try:
-        return Daemon(config).run()
+        return Daemon(config, reread=lambda: load(cli, path=config_file)).run()
     except ConfigError as e:
         raise click.ClickException(str(e)) from e

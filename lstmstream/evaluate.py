@@ -24,6 +24,7 @@ import numpy as np
 from . import csvio, records
 from .learner import Fleet, Settings
 from .plot import plot_forecasts
+from .season import span
 
 PROGRESS_FROM = 20_000  # points; shorter runs finish before a bar is worth drawing
 
@@ -251,9 +252,9 @@ def table(result: dict) -> str:
             f" {_num(r['naive_mae']):>10s} {_num(r['naive_rmse']):>10s} {_ratio_cell(r['ratio'])}"
             f" {_pct(r['coverage'])} {r['us_per_point']:7.0f}"
         )
-    lines.append(f"{'stream':40s} {'interval':>9s} {'season':>14s}  inputs")
+    lines.append(f"{'stream':40s} {'interval':>9s} {'seasons (span/slots/gain)':>28s}  inputs")
     for key, r in result["streams"].items():
-        lines.append(f"{key[:40]:40s} {_span(r['interval']):>9s} {_season(r):>14s}  {','.join(r['inputs'])}")
+        lines.append(f"{key[:40]:40s} {span(r['interval']):>9s} {_seasons(r):>28s}  {','.join(r['inputs'])}")
     o = result["overall"]
     lines.append(
         f"overall: {o['streams']} streams, {o['points']} points ({o['scored']} scored after a warm-up of "
@@ -264,18 +265,10 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _span(seconds: float | None) -> str:
-    """A duration the way people write it: 300 s -> 5m, 86400 -> 1d; '-' for none."""
-    if seconds is None:
-        return "-"
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s" if seconds >= 1 else f"{seconds:g}"
-
-
-def _season(r: dict) -> str:
-    return "-" if r["season"] is None else f"{_span(r['season'])} ({r['season_slots']} slots)"
+def _seasons(r: dict) -> str:
+    """Each season as span/slots/gain, e.g. '1d/288/0.91 1w/288/0.40'."""
+    parts = zip(r["seasons"], r["season_slots"], r["season_gain"], strict=True)
+    return " ".join(f"{span(p)}/{n}/{g:.2f}" for p, n, g in parts) or "-"
 
 
 def _ratio_cell(x: float) -> str:

@@ -10,8 +10,8 @@ Per point y_t of a stream (test, then train):
   1. score the forecast made for y_t: err = y_t - f_t, score = |err| / sigma;
   2. one TBPTT update over the window x_{t-k} .. x_{t-1}, restarted from the state before it,
      towards the scaled change r_t = (y_t - y_{t-1}) / std (or the scaled level, residual=False);
-  3. standardise y_t into the input x_t = ((y_t - mean) / std, (y_t - y_{t-1}) / std), slide it
-     into the window;
+  3. standardise y_t into the input x_t = ((y_t - mean) / std, (y_t - y_{t-1}) / std), plus the
+     calendar and seasonal inputs of season.Clock, and slide it into the window;
   4. advance the state one step with the updated weights: f_{t+1} = y_t + std * W_out h_t + b_out.
 The forward is recomputed over the window with the current weights at every update (see README).
 """
@@ -29,7 +29,8 @@ import numpy as np
 from . import lstm
 from .optim import Adam
 from .scaler import Scaler
-from .season import Clock
+from .season import Clock, span
+from .steps import Steps
 from .window import Window
 
 
@@ -46,7 +47,7 @@ class Settings:
     residual: bool = True
     interval: float = 0.95
     dtype: str = "float64"
-    calendar: str = "auto"
+    calendar: str = "off"
     tz: str = "UTC"
     season: str = "auto"
     season_slots: int = 288
@@ -81,8 +82,19 @@ class Fleet:
     GROWTH = 2
     BLOCK = 64  # streams per training step: their weights stay in cache from forward to optimizer
 
-    def __init__(self, settings: Settings | None = None, size: int = 1, init: dict | None = None):
-        """`init`: weights (from `load_init`) that every new stream starts from, else seeded ones."""
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        size: int = 1,
+        init: dict | None = None,
+        recompute: bool = True,
+    ):
+        """`init`: weights (from `load_init`) that every new stream starts from, else seeded ones.
+
+        recompute=False: backpropagate through the activations kept as points arrived instead of
+        rerunning the window with the current weights (about half an update's work; a slightly
+        staler gradient). Meant to become a Settings option once its default is chosen.
+        """
         self.settings = s = settings or Settings()
         self.size = size
         self.dtype = np.dtype(s.dtype)
@@ -95,6 +107,7 @@ class Fleet:
         self.keys: list[str] = []
         self.index: dict[str, int] = {}
         self.window = Window(s.window, self.inputs, s.hidden, 0, self.dtype)
+        self.steps = None if recompute else Steps(s.window, self.inputs, s.hidden, 0, self.dtype)
         self.scaler = Scaler(size, 0, s.forget, self.dtype)
         self.w = np.zeros((0, self.layout.size), self.dtype)
         self.adam = self.optim.init_state(0, self.layout.size, self.dtype)
@@ -124,6 +137,8 @@ class Fleet:
         out.update({f"window.{n}": a for n, a in self.window.arrays().items()})
         out.update({f"scaler.{n}": a for n, a in self.scaler.arrays().items()})
         out.update({f"clock.{n}": a for n, a in self.clock.arrays().items()})
+        if self.steps is not None:
+            out.update({f"steps.{n}": a for n, a in self.steps.arrays().items()})
         return out
 
     def _load(self, arrays: dict[str, np.ndarray]) -> None:
@@ -131,6 +146,8 @@ class Fleet:
             setattr(self, n, arrays[n])
         self.adam = {n: arrays[f"adam.{n}"] for n in self.adam}
         self.window.load({n: arrays[f"window.{n}"] for n in self.window.arrays()})
+        if self.steps is not None:
+            self.steps.load({n: arrays[f"steps.{n}"] for n in self.steps.arrays()})
         self.scaler.load({n: arrays[f"scaler.{n}"] for n in self.scaler.arrays()})
         self.clock.load({n: arrays[f"clock.{n}"] for n in self.clock.arrays()})
 
@@ -139,10 +156,19 @@ class Fleet:
         return {n: a[rows].copy() for n, a in self.arrays().items()}
 
     def restore(self, keys: list[str], arrays: dict[str, np.ndarray]) -> np.ndarray:
-        """Add (or overwrite) streams from an export; returns their rows."""
-        rows = np.array([self.add(k) for k in keys], np.int64)
+        """Add (or overwrite) streams from an export; returns their rows.
+
+        New keys are appended in one go, without drawing initial weights the export overwrites.
+        """
+        new = [k for k in dict.fromkeys(keys) if k not in self.index]
+        if len(self.keys) + len(new) > self.capacity:
+            self._grow(len(self.keys) + len(new))
+        self.index.update((k, len(self.keys) + i) for i, k in enumerate(new))
+        self.keys += new
+        rows = np.fromiter((self.index[k] for k in keys), np.int64, len(keys))
+        span = _span(rows)  # appended rows: a slice copies faster than fancy indexing
         for n, a in self.arrays().items():
-            a[rows] = arrays[n]
+            a[rows if span is None else span] = arrays[n]
         return rows
 
     @property
@@ -172,8 +198,11 @@ class Fleet:
             self.w[row] = self.init
         else:
             s = self.settings
-            rng = stream_rng(s.seed, key)
-            p = lstm.init_params(self.inputs, s.hidden, self.size, rng, self.dtype)
+            p = lstm.init_params(2 * self.size, s.hidden, self.size, stream_rng(s.seed, key), self.dtype)
+            if self.clock.n_inputs:  # drawn apart, so an input that stays zero changes no forecast
+                rng = stream_rng(s.seed, key + "\0clock")
+                extra = lstm.init_params(self.clock.n_inputs, s.hidden, self.size, rng, self.dtype)["W_ih"]
+                p["W_ih"] = np.concatenate((p["W_ih"], extra), axis=1)
             self.w[row] = self.layout.flatten({n: v[None] for n, v in p.items()}, 1)[0]
         return row
 
@@ -227,7 +256,7 @@ class Fleet:
 
         x = self.observe(rows, ys, ts)
         self.window.push(rows, x, h0, c0)
-        out, h, c = self._advance(rows, x, h, c)
+        out, h, c = self._advance(rows, x, h, c, keep=True)
         fc = self._level(ys, self.scaler.mean[rows], self.scaler.std(rows), out)
         self.h[rows], self.c[rows], self.fc[rows] = h, c, fc
         half = self.z * np.sqrt(self.sig2[rows])
@@ -254,13 +283,13 @@ class Fleet:
 
     def observe(self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Take the new points into each stream's running statistics; returns their inputs (B, I)."""
-        seen = self.scaler.n[rows] > 0
+        n = self.scaler.n[rows]
         self.scaler.update(rows, ys)
-        prev = np.where(seen[:, None], self.last_y[rows], ys)
+        prev = np.where((n > 0)[:, None], self.last_y[rows], ys)
         std = self.scaler.std(rows)
         x = self._features(ys, prev, self.scaler.mean[rows], std)
         if self.clock.n_inputs:
-            x = np.concatenate((x, self.clock.inputs(rows, ys, ts, std)), axis=1)
+            x = np.concatenate((x, self.clock.inputs(rows, ys, prev, ts, std, n)), axis=1)
         self.last_y[rows] = ys
         self.last_t[rows] = ts
         return x
@@ -296,7 +325,10 @@ class Fleet:
         else:
             w, state = self.w[rows], {n: a[rows] for n, a in self.adam.items()}
         Wx, Wy = self.layout.blocks(w)
-        tr = lstm.run(Wx, self.window.read(rows), self.window.h0[rows], self.window.c0[rows])
+        if self.steps is None:
+            tr = lstm.run(Wx, self.window.read(rows), self.window.h0[rows], self.window.c0[rows])
+        else:
+            tr = self.steps.trace(rows, self.window.pos[rows], self.h[rows], self.c[rows])
         g = np.empty_like(w)
         lstm.last_step_grads(Wx, Wy, tr, target, *self.layout.blocks(g))
         ok = self.optim.step(w, g, state)
@@ -309,12 +341,18 @@ class Fleet:
         return tr
 
     def _advance(
-        self, rows: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray
+        self, rows: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray, keep: bool = False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One step from (h, c) on inputs x (B, I): outputs (B, O) and the new states.
+
+        keep: store the step's activations for the next update (learning, not forecasting).
+        """
         span = _span(rows)
         w = self.w[span] if span is not None else self.w[rows]
         Wx, Wy = self.layout.blocks(w)
         tr = lstm.run(Wx, x[:, None], h, c)
+        if keep and self.steps is not None:
+            self.steps.keep(rows, (self.window.pos[rows] - 1) % self.settings.window, tr)
         return lstm.output(Wy, tr), tr.hs[-1], tr.cs[-1]
 
     def forecast(self, rows: np.ndarray, horizon: int = 1) -> np.ndarray:
@@ -342,8 +380,8 @@ class Fleet:
     def describe(self, row: int) -> dict:
         """A stream's detected sampling interval and season, and the inputs it learns from."""
         info = self.clock.describe(row)
-        names = ["level", "change"]
-        names += ["calendar"] * info["calendar"] + ["season"] * (info["season"] is not None)
+        names = ["level", "change"] + ["calendar"] * info["calendar"]
+        names += [f"season {span(p)}" for p in info["seasons"]]
         return {**info, "inputs": names}
 
 

@@ -178,7 +178,7 @@ def output(Wy: np.ndarray, tr: Trace) -> np.ndarray:
     return (hk[:, None] @ Wy)[:, 0]
 
 
-def _cell(a, cp, c, tc, h, ig, S, T, H) -> None:
+def _cell(a, cp, c, tc, h, ig, S, T, H: int) -> None:
     """Gates a (pre-activations in, activations out), then c, tanh(c) and h, all in place."""
     np.tanh(a, out=a)
     np.multiply(a, S, out=a)
@@ -219,7 +219,7 @@ def backprop(
     np.subtract(1.0, w, out=w)
     w *= o
     u4 = u.reshape(k, B, 4, H)
-    u, v = u4[:, :, :3], u4[:, :, 3]
+    u, v = u4[:, :, :3], u4[:, :, 3]  # the factors of dc (gates i, f, g) and of dh (gate o)
     dz = np.empty((k, B, H4), a.dtype)
     W_hh_T = Wx[:, tr.inputs + 1 :]  # (B, H, 4H): dh = W_hh^T dz, a product with contiguous rows
     dh = dh_last.copy()
@@ -234,7 +234,7 @@ def backprop(
     else:
         rev = (w, u, v, dz[:, :, :, None], dz4[:, :, :3], dz4[:, :, 3], f, extra)
         dc3, mm, dhv = dc[:, None], np.matmul, dh[:, :, None]
-    for wt, ut, vt, dzt, dz_ifg, dz_o, ft, et in zip(*(a[::-1] for a in rev), strict=True):
+    for wt, ut, vt, dzt, dz_ifg, dz_o, ft, et in zip(*(r[::-1] for r in rev), strict=True):
         if et is not None:
             np.add(dh, et, out=dh)
         np.multiply(dh, wt, out=tmp)

@@ -95,7 +95,7 @@ OPTIONS = (
         "--season",
         default=D.season,
         show_default=True,
-        help="Seasonal lag input: auto (a day; a week for daily data), off, N points, or a duration (1d).",
+        help="Seasonal inputs: auto (a day and a week), off, or points/durations like 288 or 1d,1w.",
     ),
     click.option(
         "--season-slots",

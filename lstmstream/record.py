@@ -20,13 +20,18 @@ import zmq
 from . import csvio, wire
 from .config import endpoint
 from .records import format_value
+from .secure import ClientKeys
 from .wire import Rejected
 
 log = logging.getLogger("lstmstream.record")
 
 
 def listen(
-    spec: str, prefixes: list[str], duration: float | None = None, ctx: zmq.Context | None = None
+    spec: str,
+    prefixes: list[str],
+    duration: float | None = None,
+    ctx: zmq.Context | None = None,
+    curve: ClientKeys | None = None,
 ) -> Iterator[tuple[str, object]]:
     """(key, decoded payload) of each message until `duration` s pass or SIGTERM/SIGINT."""
     stop = []
@@ -35,6 +40,8 @@ def listen(
     sock = (ctx or zmq.Context.instance()).socket(zmq.SUB)
     for prefix in prefixes:
         sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    if curve is not None:
+        curve.apply(sock)
     how, addr = endpoint(spec, "connect")
     getattr(sock, how)(addr)
     end = None if duration is None else time.monotonic() + duration
@@ -100,10 +107,15 @@ class Recorder:
 
 
 def record(
-    spec: str, prefix: str, out: TextIO, count: int | None = None, duration: float | None = None
+    spec: str,
+    prefix: str,
+    out: TextIO,
+    count: int | None = None,
+    duration: float | None = None,
+    curve: ClientKeys | None = None,
 ) -> Recorder:
     rec = Recorder(out)
-    for key, payload in listen(spec, [prefix], duration):
+    for key, payload in listen(spec, [prefix], duration, curve=curve):
         rec.write(key, payload)
         if count is not None and rec.rows >= count:
             break

@@ -19,8 +19,9 @@ from .learner import Step
 FIELDS = ("t", "v", "lo", "hi", "err", "score", "n")
 
 
-def _value(row: np.ndarray) -> float | list[float]:
-    return float(row[0]) if len(row) == 1 else [float(x) for x in row]
+def _values(a: np.ndarray) -> list:
+    """(B, D) -> B floats (D = 1) or B lists of floats; tolist() converts a column in one call."""
+    return a[:, 0].tolist() if a.shape[1] == 1 else a.tolist()
 
 
 def _plain_t(t: float) -> int | float:
@@ -29,16 +30,18 @@ def _plain_t(t: float) -> int | float:
 
 def forecasts(step: Step) -> Iterator[dict]:
     """One record per stream in `step`, in the order of its rows."""
-    first = np.isnan(step.score)
-    for j in range(len(step.rows)):
+    first = np.isnan(step.score).tolist()
+    v, lo, hi, err = (_values(a) for a in (step.v, step.lo, step.hi, step.err))
+    columns = zip(step.t.tolist(), step.score.tolist(), step.n.tolist(), strict=True)
+    for j, (t, score, n) in enumerate(columns):
         yield {
-            "t": _plain_t(step.t[j]),
-            "v": _value(step.v[j]),
-            "lo": _value(step.lo[j]),
-            "hi": _value(step.hi[j]),
-            "err": None if first[j] else _value(step.err[j]),
-            "score": None if first[j] else float(step.score[j]),
-            "n": int(step.n[j]),
+            "t": _plain_t(t),
+            "v": v[j],
+            "lo": lo[j],
+            "hi": hi[j],
+            "err": None if first[j] else err[j],
+            "score": None if first[j] else score,
+            "n": n,
         }
 
 

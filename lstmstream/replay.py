@@ -17,6 +17,7 @@ import zmq
 
 from . import csvio, wire
 from .config import endpoint
+from .secure import ClientKeys
 
 SNDHWM = 10_000
 
@@ -42,13 +43,17 @@ def pacing(points: Sequence[csvio.Point], rate: float | None, speed: float | Non
 class Publisher:
     """An XPUB socket that waits for a subscriber and never drops."""
 
-    def __init__(self, spec: str, timeout: float, ctx: zmq.Context | None = None):
+    def __init__(
+        self, spec: str, timeout: float, ctx: zmq.Context | None = None, curve: ClientKeys | None = None
+    ):
         self.timeout = timeout
         self.own = ctx is None  # then close() waits for the last points to leave
         self.ctx = ctx or zmq.Context()
         self.sock = self.ctx.socket(zmq.XPUB)
         self.sock.setsockopt(zmq.XPUB_NODROP, 1)
         self.sock.setsockopt(zmq.SNDHWM, SNDHWM)
+        if curve is not None:
+            curve.apply(self.sock)
         how, addr = endpoint(spec, "connect")
         getattr(self.sock, how)(addr)
         self.addr = addr
@@ -83,9 +88,10 @@ def replay(
     timeout: float = 30.0,
     progress: bool = False,
     ctx: zmq.Context | None = None,
+    curve: ClientKeys | None = None,
 ) -> int:
     """Send every point as a [key, {t, v}] message; returns how many were sent."""
-    pub = Publisher(spec, timeout, ctx)
+    pub = Publisher(spec, timeout, ctx, curve)
     try:
         pub.wait_for_subscriber()
         due = pacing(points, rate, speed)

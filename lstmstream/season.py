@@ -5,15 +5,20 @@ Two kinds of input bring it in:
 
   calendar  time of day and day of week as sin/cos pairs of the local time, so the model can
             tell night from day and Sunday from Monday;
-  season    the value one season (a day, by default) before the point being forecast, from a
-            ring of slots indexed by the phase of the time within the season: slot(t) =
-            floor(P * ((t + offset) mod period) / period). Indexing by time rather than by count
-            keeps the lag right across missing points and jitter, and lets a fast stream keep a
-            coarse ring (P slots) instead of every point of the season.
+  season    for each season (a day and a week by default) the seasonal change: how the
+            stream moved from this phase of the season to the next in past seasons,
+            (p[j + 1] - p[j]) / std, where p is a seasonal profile: a ring of P slots indexed by
+            the phase of the time within the season, slot(t) = floor(P * ((t + offset) mod
+            period) / period), each slot an exponential average of its values over the past
+            seasons. Indexing by time rather than by count keeps the lag right across missing
+            points and jitter, and lets a fast stream keep a coarse ring (the change to the next
+            slot is then spread over the slot's points). The input is multiplied by its gain:
+            the online least-squares coefficient of the stream's actual next change on it,
+            clipped to [0, 1], so a stream without that season gets (almost) nothing, not noise.
 
 Which inputs a stream gets is decided from its first `GAPS` sampling intervals (their median is
 the stream's interval): calendar inputs need times that look like epoch seconds and a sub-day
-interval; the automatic season is a day for sampling up to 6 h, a week for sampling up to a day.
+interval; the automatic seasons are a day (sampling up to 6 h) and a week (sampling up to a day).
 """
 
 from __future__ import annotations
@@ -27,23 +32,29 @@ import numpy as np
 MINUTE, HOUR, DAY, WEEK = 60.0, 3600.0, 86400.0, 7 * 86400.0
 EPOCH_RANGE = (1e8, 1e10)  # 1973 .. 2286 in epoch seconds: anything else is a counter, not a clock
 GAPS = 8  # sampling intervals observed before a stream's inputs are decided
+PROFILE_RATE = 0.3  # a slot's value follows its phase's values over the last few seasons
+TRUST_POINTS = 1000  # the seasonal input's gain is a regression over about this many points
 UNITS = {"s": 1.0, "m": MINUTE, "h": HOUR, "d": DAY, "w": WEEK}
 
 
-def parse_season(text: str) -> tuple[str, float]:
-    """'auto', 'off', a number of points ('288') or a duration ('1d', '12h', '90m', '1w').
-
-    Returns (kind, amount) with kind in {"auto", "off", "points", "seconds"}.
-    """
+def parse_season(text: str) -> list[tuple[str, float]]:
+    """'auto', 'off', or a comma-separated list of seasons, each a number of points ('288') or a
+    duration ('1d', '12h', '90m', '1w'). Returns [(kind, amount)], kind in auto/off/points/seconds."""
     text = text.strip().lower()
     if text in ("auto", "off"):
-        return text, 0.0
+        return [(text, 0.0)]
+    return [_one_season(part.strip()) for part in text.split(",")]
+
+
+def _one_season(text: str) -> tuple[str, float]:
     if text.isdigit() and int(text) >= 2:
         return "points", float(text)
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", text)
     if m and float(m[1]) > 0:
         return "seconds", float(m[1]) * UNITS[m[2]]
-    raise ValueError(f"season {text!r}: expected auto, off, a number of points >= 2, or a duration like 1d")
+    raise ValueError(
+        f"season {text!r}: expected auto, off, or points >= 2 or durations like 1d, comma-separated"
+    )
 
 
 def parse_tz(name: str) -> timezone | ZoneInfo:
@@ -71,6 +82,16 @@ def utc_offset(ts: np.ndarray, tz: timezone | ZoneInfo) -> np.ndarray:
     return out
 
 
+def span(seconds: float | None) -> str:
+    """A duration the way people write it: 300 -> 5m, 86400 -> 1d; '-' for none."""
+    if seconds is None:
+        return "-"
+    for unit in ("w", "d", "h", "m"):
+        if seconds >= UNITS[unit] and seconds % UNITS[unit] == 0:
+            return f"{seconds / UNITS[unit]:g}{unit}"
+    return f"{seconds:g}s"
+
+
 def looks_like_epoch(ts: np.ndarray) -> np.ndarray:
     return (ts > EPOCH_RANGE[0]) & (ts < EPOCH_RANGE[1])
 
@@ -82,61 +103,56 @@ def calendar(local: np.ndarray) -> np.ndarray:
     return np.stack((np.sin(day), np.cos(day), np.sin(week), np.cos(week)), axis=1)
 
 
-def auto_period(dt: np.ndarray, epoch: np.ndarray) -> np.ndarray:
-    """The natural season of a clocked stream sampled every dt seconds: a day, a week, or 0 (none)."""
-    return np.where(epoch & (dt <= 6 * HOUR), DAY, np.where(epoch & (dt <= DAY), WEEK, 0.0))
+def auto_periods(dt: np.ndarray, epoch: np.ndarray) -> np.ndarray:
+    """(B, 2): a daily season for clocked streams sampled up to every 6 h, a weekly one up to daily."""
+    return np.stack(
+        (np.where(epoch & (dt <= 6 * HOUR), DAY, 0.0), np.where(epoch & (dt <= DAY), WEEK, 0.0)), 1
+    )
 
 
 def slot(local: np.ndarray, period: np.ndarray, slots: np.ndarray) -> np.ndarray:
     """The ring slot of each time: the phase within its season, in `slots` steps."""
-    phase = np.mod(local, np.where(period > 0, period, 1.0)) / np.where(period > 0, period, 1.0)
-    return np.minimum((phase * slots).astype(np.int64), np.maximum(slots - 1, 0))
+    safe = np.where(period > 0, period, 1.0)
+    return np.minimum((np.mod(local, safe) / safe * slots).astype(np.int64), np.maximum(slots - 1, 0))
 
 
 class Clock:
-    """Per-stream sampling interval, calendar switch and seasonal ring, and the inputs they give.
+    """Per-stream sampling interval, calendar switch and seasonal rings, and the inputs they give.
 
     State is arrays with the stream on the leading axis (like Window and Scaler), so checkpoints
-    and resumed streams carry it. The ring keeps, per slot, the mean of the values of its latest
-    completed visit with that visit's season number + 1 (0: empty); the slot being filled waits
-    in `pend_*` until a point lands in another slot, so the value of the same phase one season
-    ago stays readable while the current slot fills.
+    and resumed streams carry it; season k of a stream is column k. A ring keeps, per slot, the
+    profile value and the season number + 1 of its last update (0: empty); the slot being
+    filled waits in `pend_*` until a point lands in another slot, so last season's value of the
+    same phase stays readable while the current slot fills.
     """
+
+    NAMES = ("last_t", "gaps", "dt", "cal", "period", "slots", "share", "ring", "ring_s", "pend", "pend_n",
+             "pend_slot", "pend_s", "s_prev", "s_ok", "s_mom")  # fmt: skip
 
     def __init__(self, calendar: str, tz: str, season: str, slots: int, size: int, rows: int = 0):
         if calendar not in ("auto", "on", "off"):
             raise ValueError(f"calendar {calendar!r}: expected auto, on or off")
         self.mode, self.tz, self.size = calendar, parse_tz(tz), size
-        self.kind, self.amount = parse_season(season)
-        self.width = 0 if self.kind == "off" else int(self.amount) if self.kind == "points" else slots
+        self.seasons = parse_season(season)
+        kind = self.seasons[0][0]
+        self.S = 0 if kind == "off" else 2 if kind == "auto" else len(self.seasons)
+        self.width = max(int(a) if k == "points" else slots for k, a in self.seasons) if self.S else 0
         self.n_calendar = 0 if calendar == "off" else 4
-        self.n_season = 0 if self.kind == "off" else 2 * size
+        self.n_season = self.S * size
         self.n_inputs = self.n_calendar + self.n_season
+        self._k = np.arange(self.S)[None]
         self._alloc(rows)
 
     def _alloc(self, rows: int) -> None:
-        z = np.zeros
-        self.n, self.last_t, self.gaps = z(rows, np.int64), z(rows), z((rows, GAPS))
-        self.dt, self.cal, self.period, self.slots = z(rows), z(rows, np.int8), z(rows), z(rows, np.int64)
-        self.ring, self.ring_s = z((rows, self.width, self.size)), z((rows, self.width), np.int64)
-        self.pend, self.pend_n = z((rows, self.size)), z(rows, np.int64)
-        self.pend_slot, self.pend_s = z(rows, np.int64), z(rows, np.int64)
-
-    NAMES = (
-        "n",
-        "last_t",
-        "gaps",
-        "dt",
-        "cal",
-        "period",
-        "slots",
-        "ring",
-        "ring_s",
-        "pend",
-        "pend_n",
-        "pend_slot",
-        "pend_s",
-    )
+        z, S, W, D = np.zeros, self.S, self.width, self.size
+        self.last_t, self.gaps = z(rows), z((rows, GAPS))
+        self.dt, self.cal = z(rows), z(rows, np.int8)
+        self.period, self.slots, self.share = z((rows, S)), z((rows, S), np.int64), z((rows, S))
+        self.ring, self.ring_s = z((rows, S, W, D)), z((rows, S, W), np.int64)
+        self.pend, self.pend_n = z((rows, S, D)), z((rows, S), np.int64)
+        self.pend_slot, self.pend_s = z((rows, S), np.int64), z((rows, S), np.int64)
+        self.s_prev, self.s_ok = z((rows, S, D)), z((rows, S), np.int8)
+        self.s_mom = z((rows, S, 2, D))  # running E[s^2], E[s * change]
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {n: getattr(self, n) for n in self.NAMES}
@@ -147,14 +163,14 @@ class Clock:
 
     # ---- deciding a stream's inputs --------------------------------------------------------
 
-    def _clock(self, rows: np.ndarray, ts: np.ndarray) -> None:
-        """Count the sampling intervals; after GAPS of them, fix the stream's inputs."""
-        n = self.n[rows]
+    def _clock(self, rows: np.ndarray, ts: np.ndarray, n: np.ndarray) -> None:
+        """Record the first GAPS sampling intervals (n: points seen before), then fix the inputs."""
+        if n.min() > GAPS:  # decided: last_t is only needed until then
+            return
         early = (n > 0) & (n <= GAPS)
         if early.any():
             r = rows[early]
             self.gaps[r, n[early] - 1] = ts[early] - self.last_t[r]
-        self.n[rows] = n + 1
         self.last_t[rows] = ts
         ready = n == GAPS
         if ready.any():
@@ -165,84 +181,132 @@ class Clock:
         dt = np.where(dt > 0, dt, 0.0)
         epoch = looks_like_epoch(ts)
         self.dt[rows] = dt
-        on = np.full(len(rows), self.mode == "on") | ((self.mode == "auto") & epoch & (dt > 0) & (dt < DAY))
-        self.cal[rows] = on & (self.n_calendar > 0) & (dt > 0)
-        if self.kind == "auto":
-            period = auto_period(dt, epoch)
-        elif self.kind == "points":
-            period = self.amount * dt
+        auto = (self.mode == "auto") & epoch & (dt > 0) & (dt < DAY)
+        self.cal[rows] = (self.n_calendar > 0) & (dt > 0) & ((self.mode == "on") | auto)
+        if not self.S:
+            return
+        if self.seasons[0][0] == "auto":
+            period = auto_periods(dt, epoch)
         else:
-            period = np.full(len(rows), self.amount if self.kind == "seconds" else 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slots = np.where(dt > 0, np.minimum(np.round(period / np.where(dt > 0, dt, 1.0)), self.width), 0)
+            period = np.stack(
+                [a * dt if k == "points" else np.full(len(rows), a) for k, a in self.seasons], 1
+            )
+        safe_dt = np.where(dt > 0, dt, np.inf)[:, None]
+        slots = np.minimum(np.round(period / safe_dt), self.width)
         ok = (period > 0) & (slots >= 2)
         self.period[rows] = np.where(ok, period, 0.0)
         self.slots[rows] = np.where(ok, slots, 0).astype(np.int64)
+        self.share[rows] = np.where(ok, dt[:, None] * slots / np.where(ok, period, 1.0), 0.0)
+
+    # ---- the seasonal rings (all seasons at once: arrays (B, S) and (B, S, size)) ---------
+
+    def _phase(self, rows: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The slot of each local time in each season, and its season number + 1."""
+        period = self.period[rows]
+        safe = np.where(period > 0, period, 1.0)
+        local = local[:, None]
+        return slot(local, period, self.slots[rows]), np.floor(local / safe).astype(np.int64) + 1
+
+    def _read(self, rows: np.ndarray, j: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Slot j's profile value as of one season before season s, and whether there is one."""
+        r, k = rows[:, None], self._k
+        return self.ring[r, k, j], self.ring_s[r, k, j] == s - 1
+
+    def _seasonal(self, rows: np.ndarray, j: np.ndarray, s: np.ndarray, std: np.ndarray):
+        """Each season's change over the next interval (B, S, size), and where it is known (B, S).
+
+        (p[j + 1] - p[j]) * dt / width for the slot j of the time: the change to the next slot,
+        spread over the points of a slot when the ring is coarser than the sampling.
+        """
+        wrap = j + 1 >= self.slots[rows]
+        now, ok_now = self._read(rows, j, s)
+        nxt, ok_next = self._read(rows, np.where(wrap, 0, j + 1), s + wrap)
+        ok = ok_now & ok_next
+        share = self.share[rows] * ok  # 0 for a season that is off
+        return (nxt - now) * (share[:, :, None] / std[:, None, :]), ok
+
+    def gain(self, rows: np.ndarray) -> np.ndarray:
+        """(B, S, size): how much of each seasonal change the stream has followed, cov / var in [0, 1]."""
+        mom = self.s_mom[rows]
+        var, cov = mom[:, :, 0], mom[:, :, 1]
+        return np.clip(np.divide(cov, var, out=np.zeros_like(cov), where=var > 0), 0.0, 1.0)
+
+    def _trust(self, rows: np.ndarray, change: np.ndarray) -> None:
+        """Regress each stream's scaled change on each seasonal change that preceded it (online).
+
+        Both moments start at zero and move at the same rate, so their ratio needs no warm-up.
+        """
+        a = (self.s_ok[rows] / TRUST_POINTS)[:, :, None, None]
+        s, mom = self.s_prev[rows], self.s_mom[rows]
+        self.s_mom[rows] = mom + a * (np.stack((s * s, s * change[:, None, :]), axis=2) - mom)
+
+    def _commit(self, rows: np.ndarray, j: np.ndarray, s: np.ndarray) -> None:
+        """Fold each finished slot (the new point is in another one) into its season's profile."""
+        done = (self.pend_n[rows] > 0) & ((j != self.pend_slot[rows]) | (s != self.pend_s[rows]))
+        if not done.any():
+            return
+        b, k = np.nonzero(done)
+        r = rows[b]
+        j, s = self.pend_slot[r, k], self.pend_s[r, k]
+        new, old = self.pend[r, k] / self.pend_n[r, k, None], self.ring[r, k, j]
+        recent = (self.ring_s[r, k, j] == s - 1)[:, None]  # the same slot, one season earlier
+        self.ring[r, k, j] = np.where(recent, old + PROFILE_RATE * (new - old), new)
+        self.ring_s[r, k, j] = s
+        self.pend[r, k], self.pend_n[r, k] = 0.0, 0
+
+    def _pend(self, rows: np.ndarray, ys: np.ndarray, j: np.ndarray, s: np.ndarray) -> None:
+        on = self.period[rows] > 0  # an off season never pends, so never commits
+        self.pend[rows] += ys[:, None, :] * on[:, :, None]
+        self.pend_n[rows] += on
+        self.pend_slot[rows], self.pend_s[rows] = j, s
 
     # ---- inputs ----------------------------------------------------------------------------
 
-    def _phase(self, rows: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ring slot of each time and its season number + 1 (local time)."""
-        local = ts + utc_offset(ts, self.tz)
-        period = self.period[rows]
-        safe = np.where(period > 0, period, 1.0)
-        return slot(local, period, self.slots[rows]), np.floor(local / safe).astype(np.int64) + 1
+    def _local(self, ts: np.ndarray) -> np.ndarray:
+        return ts + utc_offset(ts, self.tz)
 
-    def _read(self, rows: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ring's value one season before each time, and whether there is one."""
-        j, s = self._phase(rows, ts)
-        valid = (self.period[rows] > 0) & (self.ring_s[rows, j] == s - 1)
-        return self.ring[rows, j], valid
+    def _out(self, rows: np.ndarray, ts: np.ndarray, seasonal: np.ndarray | None) -> np.ndarray:
+        out = np.empty((len(rows), self.n_inputs))
+        if self.n_calendar:
+            out[:, :4] = calendar(self._local(ts + self.dt[rows])) * self.cal[rows, None]
+        if self.S:
+            out[:, self.n_calendar :] = (seasonal * self.gain(rows)).reshape(len(rows), -1)
+        return out
 
     def features(self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray, std: np.ndarray) -> np.ndarray:
         """The calendar and seasonal inputs (B, n_inputs) for points ys at ts; reads state only."""
-        out = np.zeros((len(rows), self.n_inputs))
-        t_next = ts + self.dt[rows]
-        if self.n_calendar:
-            local = t_next + utc_offset(t_next, self.tz)
-            out[:, :4] = calendar(local) * self.cal[rows, None]
-        if self.n_season:
-            lag, ok_lag = self._read(rows, t_next)
-            now, ok_now = self._read(rows, ts)
-            D, at = self.size, self.n_calendar
-            out[:, at : at + D] = np.where(ok_lag[:, None], (lag - ys) / std, 0.0)
-            out[:, at + D :] = np.where((ok_lag & ok_now)[:, None], (lag - now) / std, 0.0)
-        return out
+        seasonal = self._seasonal(rows, *self._phase(rows, self._local(ts)), std)[0] if self.S else None
+        return self._out(rows, ts, seasonal)
 
-    def inputs(self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray, std: np.ndarray) -> np.ndarray:
-        """Take in the points' times and values, and return their calendar and seasonal inputs."""
-        self._clock(rows, ts)
-        if self.n_season:
-            self._commit(rows, ts)
-        out = self.features(rows, ys, ts, std)
-        if self.n_season:
-            self._pend(rows, ys, ts)
-        return out
-
-    def _commit(self, rows: np.ndarray, ts: np.ndarray) -> None:
-        """Write each finished slot (the point at ts is in another one) to the ring."""
-        j, s = self._phase(rows, ts)
-        done = (self.pend_n[rows] > 0) & ((j != self.pend_slot[rows]) | (s != self.pend_s[rows]))
-        r = rows[done]
-        if len(r):
-            self.ring[r, self.pend_slot[r]] = self.pend[r] / self.pend_n[r, None]
-            self.ring_s[r, self.pend_slot[r]] = self.pend_s[r]
-            self.pend[r], self.pend_n[r] = 0.0, 0
-
-    def _pend(self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray) -> None:
-        on = self.period[rows] > 0
-        r, (j, s) = rows[on], self._phase(rows[on], ts[on])
-        self.pend[r] += ys[on]
-        self.pend_n[r] += 1
-        self.pend_slot[r], self.pend_s[r] = j, s
+    def inputs(
+        self,
+        rows: np.ndarray,
+        ys: np.ndarray,
+        prev: np.ndarray,
+        ts: np.ndarray,
+        std: np.ndarray,
+        n: np.ndarray,
+    ) -> np.ndarray:
+        """Take in the points (ys at ts, after prev; n points seen before) and return their inputs."""
+        self._clock(rows, ts, n)
+        if not self.S:
+            return self._out(rows, ts, None)
+        j, s = self._phase(rows, self._local(ts))
+        self._trust(rows, (ys - prev) / std)
+        self._commit(rows, j, s)
+        seasonal, ok = self._seasonal(rows, j, s, std)
+        self.s_prev[rows], self.s_ok[rows] = seasonal, ok
+        self._pend(rows, ys, j, s)
+        return self._out(rows, ts, seasonal)
 
     def describe(self, row: int) -> dict:
-        """What was detected for a stream: interval, season, and which inputs it gets."""
-        decided = self.n[row] > GAPS
-        period = float(self.period[row])
+        """What was detected for a stream: interval, seasons, and whether it gets the calendar."""
+        on = [k for k in range(self.S) if self.period[row, k] > 0]
+        gain = self.gain(np.array([row]))[0]
         return {
-            "interval": float(self.dt[row]) if decided and self.dt[row] > 0 else None,
-            "season": period if period > 0 else None,
-            "season_slots": int(self.slots[row]),
+            "interval": float(self.dt[row]) if self.dt[row] > 0 else None,
+            "seasons": [float(self.period[row, k]) for k in on],
+            "season_slots": [int(self.slots[row, k]) for k in on],
+            "season_gain": [round(float(gain[k].max()), 3) for k in on],
             "calendar": bool(self.cal[row]),
         }

@@ -6,6 +6,7 @@ import json
 from typing import TextIO
 
 from .record import is_forecast, listen
+from .secure import ClientKeys
 
 ALERT = 4.0  # scores at or above this are marked
 
@@ -32,10 +33,17 @@ def stats_line(key: str, stats: dict) -> str:
     return key + "  " + "  ".join(f"{k}={v}" for k, v in stats.items())
 
 
-def tail(spec: str, prefix: str, out: TextIO, as_json: bool = False, count: int | None = None) -> int:
+def tail(
+    spec: str,
+    prefix: str,
+    out: TextIO,
+    as_json: bool = False,
+    count: int | None = None,
+    curve: ClientKeys | None = None,
+) -> int:
     """Print what arrives under `prefix` until interrupted (or `count` forecasts); returns the count."""
     seen = 0
-    for key, payload in listen(spec, [prefix]):
+    for key, payload in listen(spec, [prefix], curve=curve):
         if not isinstance(payload, dict):
             continue
         if as_json:

@@ -54,6 +54,9 @@ class Point:
     v: tuple[float, ...]
 
 
+_PLAIN = (float, int)
+
+
 def _number(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
@@ -89,6 +92,10 @@ def unpack(payload: bytes) -> object:
 
 def decode_point(obj: object) -> Point:
     """One {"t", "v"} map as a Point; raises Rejected."""
+    if type(obj) is dict:  # the common case first: a finite number for t and for v (never a bool)
+        t, v = obj.get("t"), obj.get("v")
+        if type(t) in _PLAIN and type(v) in _PLAIN and math.isfinite(t) and math.isfinite(v):
+            return Point(float(t), (float(v),))
     if not isinstance(obj, dict):
         raise Rejected(Reason.NOT_MAP, f"expected a map, got {type(obj).__name__}")
     t, v = obj.get("t"), obj.get("v")

@@ -15,6 +15,11 @@ FIELDS = ["key", "t", "v", "lo", "hi", "err", "score", "n"]
 SMALL = ["--hidden", "8", "--window", "4"]
 
 
+def read_rows(path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from lstmstream.cli import main; main(prog_name='lstmstream')", *args],
@@ -43,7 +48,7 @@ def test_eval_writes_one_forecast_row_per_point_and_a_json_line(tmp_path):
     out = tmp_path / "f.csv"
     r = cli("eval", str(tmp_path / "room.csv"), *SMALL, "--warmup", "10", "--forecasts", str(out), "--json")
     assert r.returncode == 0, r.stderr
-    rows = list(csv.DictReader(open(out)))
+    rows = read_rows(out)
     assert list(rows[0]) == FIELDS
     assert len(rows) == 120
     assert [int(r["n"]) for r in rows] == list(range(1, 121))
@@ -78,7 +83,7 @@ def test_eval_forecasts_are_the_learners_own(tmp_path):
     with open(result_file, "w") as f:
         evaluate([str(tmp_path / "x.csv")], Settings(hidden=8, window=4), forecasts=f)
     model = Forecaster(hidden_size=8, window=4, key="x")
-    rows = list(csv.DictReader(open(result_file)))
+    rows = read_rows(result_file)
     for row, y in zip(rows, values, strict=True):
         model.learn_one(float(y), float(row["t"]))
         assert float(row["v"]) == model.forecast()[0]
@@ -111,13 +116,13 @@ def test_key_t_v_files_many_streams_and_vectors_in_rounds(tmp_path):
     assert {k: v["points"] for k, v in result["streams"].items()} == {"a": 60, "vec": 60, "b": 45}
     assert result["streams"]["vec"]["size"] == 2
     assert result["overall"]["points"] == 165
-    rows = list(csv.DictReader(open(tmp_path / "mixed.out")))
+    rows = read_rows(tmp_path / "mixed.out")
     assert len(rows) == 165
     assert all(len(r["v"].split(";")) == 2 for r in rows if r["key"] == "vec")
     alone = cli("eval", str(tmp_path / "b.csv"), *SMALL, "--forecasts", str(tmp_path / "b.out"))
     assert alone.returncode == 0, alone.stderr
     mixed_b = [float(r["v"]) for r in rows if r["key"] == "b"]
-    alone_b = [float(r["v"]) for r in csv.DictReader(open(tmp_path / "b.out"))]
+    alone_b = [float(r["v"]) for r in read_rows(tmp_path / "b.out")]
     np.testing.assert_allclose(mixed_b, alone_b, rtol=1e-12)
 
 

@@ -1,6 +1,7 @@
 """A stream's forecasts do not depend on which other streams share its batch, its row, or the block."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,9 +16,16 @@ def values(key: int, n: int) -> np.ndarray:
     return 5.0 * key + np.sin(np.arange(n) * 0.7 + key) + 0.2 * rng.standard_normal(n)
 
 
-def alone(key: str, ys: np.ndarray, s: Settings = S) -> list[dict]:
-    """Each step of `key` learned by a Forecaster on its own: {field: value} per point."""
+def forecaster(s: Settings, key: str = "", recompute: bool = True) -> Forecaster:
     f = Forecaster(s.hidden, s.window, s.lr, s.seed, key=key, dtype=s.dtype)
+    f.fleet = Fleet(f.settings, recompute=recompute)  # its fleet of one, made here to pick the mode
+    f.fleet.add(key)
+    return f
+
+
+def alone(key: str, ys: np.ndarray, s: Settings = S, recompute: bool = True) -> list[dict]:
+    """Each step of `key` learned by a Forecaster on its own: {field: value} per point."""
+    f = forecaster(s, key, recompute)
     out = []
     for t, y in enumerate(ys):
         f.learn_one(float(y), float(t))
@@ -45,13 +53,14 @@ def batches(order: list[int], cuts: list[bool]) -> list[list[int]]:
     order=st.lists(st.integers(0, 5), min_size=1, max_size=40),
     cuts=st.lists(st.booleans(), min_size=40, max_size=40),
     block=st.sampled_from([1, 2, 32]),
+    recompute=st.booleans(),
 )
-def test_a_fleet_learns_each_stream_as_a_forecaster_alone(order, cuts, block):
+def test_a_fleet_learns_each_stream_as_a_forecaster_alone(order, cuts, block, recompute):
     keys = sorted(set(order))
     counts = {k: order.count(k) for k in keys}
     data = {k: values(k, counts[k]) for k in keys}
-    want = {k: alone(f"s{k}", data[k]) for k in keys}
-    fleet = Fleet(S)
+    want = {k: alone(f"s{k}", data[k], S, recompute) for k in keys}
+    fleet = Fleet(S, recompute=recompute)
     fleet.BLOCK = block
     seen = dict.fromkeys(keys, 0)
     for batch in batches(order, cuts):
@@ -65,10 +74,11 @@ def test_a_fleet_learns_each_stream_as_a_forecaster_alone(order, cuts, block):
             seen[k] += 1
 
 
-def test_streams_join_and_leave_without_disturbing_the_others():
-    fleet = Fleet(S)
+@pytest.mark.parametrize("recompute", [True, False])
+def test_streams_join_and_leave_without_disturbing_the_others(recompute):
+    fleet = Fleet(S, recompute=recompute)
     data = {k: values(k, 30) for k in range(4)}
-    want = {k: alone(f"s{k}", data[k]) for k in range(4)}
+    want = {k: alone(f"s{k}", data[k], S, recompute) for k in range(4)}
     for t in range(10):
         fleet.learn(
             np.array([fleet.add(f"s{k}") for k in (0, 1, 2)]),
@@ -117,3 +127,23 @@ def test_float32_stays_close_to_float64():
     assert np.abs(v32 - v64).max() < 1e-3 * np.abs(ys).max()
     fleet = Fleet(Settings(hidden=8, window=6, dtype="float32"))
     assert fleet.w.dtype == np.float32
+
+
+def test_without_recompute_an_update_reuses_the_kept_activations_and_still_learns():
+    ys = (
+        10 + 3 * np.sin(2 * np.pi * np.arange(400) / 20) + 0.1 * np.random.default_rng(1).standard_normal(400)
+    )
+    s = Settings(hidden=16, window=8)
+    fc = {}
+    for recompute in (True, False):
+        f = forecaster(s, recompute=recompute)
+        out = []
+        for t, y in enumerate(ys):
+            out.append(f.forecast()[0] if t else np.nan)
+            f.learn_one(float(y), float(t))
+        fc[recompute] = np.array(out)
+    assert "steps.act" in f.fleet.arrays() and "steps.act" not in Fleet(s).arrays()
+    assert not np.allclose(fc[True][2:], fc[False][2:])  # a different gradient, not the same maths
+    last = slice(300, 400)
+    naive = np.mean(np.abs(ys[last] - ys[299:399]))
+    assert np.mean(np.abs(ys[last] - fc[False][last])) < 0.6 * naive

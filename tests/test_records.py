@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lstmstream.learner import Fleet, Settings
-from lstmstream.records import format_value, forecasts, parse_value
+from lstmstream.records import forecasts, format_value, parse_value
 
 
 def steps(size: int):

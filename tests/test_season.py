@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lstmstream.learner import Fleet, Settings
-from lstmstream.season import DAY, GAPS, Clock, calendar, parse_season, parse_tz, utc_offset
+from lstmstream.season import DAY, GAPS, PROFILE_RATE, Clock, calendar, parse_season, parse_tz, utc_offset
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC).timestamp()  # a Monday, 00:00 UTC
 FIVE_MIN = 300.0
@@ -54,11 +54,11 @@ def test_iana_zones_a_dst_free_one_is_a_fixed_offset_and_berlin_moves_in_summer(
 
 
 def test_season_and_calendar_options_parse_or_say_what_is_wrong():
-    assert parse_season("auto") == ("auto", 0.0)
-    assert parse_season("288") == ("points", 288.0)
-    assert parse_season("1d") == ("seconds", DAY)
-    assert parse_season("90m") == ("seconds", 5400.0)
-    for bad in ("1", "daily", "-3d", "0d"):
+    assert parse_season("auto") == [("auto", 0.0)]
+    assert parse_season("288") == [("points", 288.0)]
+    assert parse_season("1d, 1w") == [("seconds", DAY), ("seconds", 7 * DAY)]
+    assert parse_season("90m") == [("seconds", 5400.0)]
+    for bad in ("1", "daily", "-3d", "0d", "1d,"):
         with pytest.raises(ValueError, match="season"):
             parse_season(bad)
     with pytest.raises(ValueError, match="calendar"):
@@ -73,27 +73,28 @@ def feed(fleet: Fleet, key: str, ts, ys):
 
 
 def test_auto_stays_off_for_sequence_number_times():
-    f = Fleet(Settings(hidden=4, window=4))
+    f = Fleet(Settings(hidden=4, window=4, calendar="auto"))
     row = feed(f, "counter", np.arange(40.0), np.sin(np.arange(40)))
     info = f.describe(row)
-    assert info["interval"] == 1.0 and info["season"] is None and not info["calendar"]
+    assert info["interval"] == 1.0 and info["seasons"] == [] and not info["calendar"]
     assert info["inputs"] == ["level", "change"]
     x = f.window.read(np.array([row]))[0]
     assert (x[:, 2:] == 0).all()  # the calendar and season inputs stay zero
 
 
-def test_auto_turns_on_for_a_five_minute_clock_and_a_daily_one_gets_a_weekly_season():
-    f = Fleet(Settings(hidden=4, window=4))
+def test_auto_turns_on_for_a_five_minute_clock_and_a_daily_one_gets_only_a_weekly_season():
+    f = Fleet(Settings(hidden=4, window=4, calendar="auto"))
     fast = feed(f, "fast", T0 + FIVE_MIN * np.arange(20), np.ones(20))
     daily = feed(f, "daily", T0 + DAY * np.arange(20), np.ones(20))
     assert f.describe(fast) == {
         "interval": 300.0,
-        "season": DAY,
-        "season_slots": 288,
+        "seasons": [DAY, 7 * DAY],
+        "season_slots": [288, 288],
+        "season_gain": [0.0, 0.0],
         "calendar": True,
-        "inputs": ["level", "change", "calendar", "season"],
+        "inputs": ["level", "change", "calendar", "season 1d", "season 1w"],
     }
-    assert f.describe(daily)["season"] == 7 * DAY and f.describe(daily)["season_slots"] == 7
+    assert f.describe(daily)["seasons"] == [7 * DAY] and f.describe(daily)["season_slots"] == [7]
     assert not f.describe(daily)["calendar"]
 
 
@@ -104,33 +105,64 @@ def test_the_interval_is_the_median_gap_so_one_outage_does_not_fool_it():
     assert f.describe(row)["interval"] == FIVE_MIN
 
 
-def test_seasonal_inputs_are_the_value_one_season_ago_across_wraparound():
-    """With a 5-point season on a counter clock, the lag input for the next point is
-    (y[t+1-5] - y[t]) / std and the seasonal change is (y[t+1-5] - y[t-5]) / std."""
+def test_seasonal_input_is_last_seasons_change_across_wraparound_with_full_trust():
+    """A 5-point season on a counter clock, a signal that repeats exactly: the input for the next
+    point is (y[t+1-5] - y[t-5]) / std, and since the stream does follow it, its gain is 1."""
     clock = Clock("off", "UTC", "5", 288, 1, rows=1)
-    rows = np.array([0])
-    ys = np.random.default_rng(0).standard_normal(60)
-    std = np.array([[2.0]])
+    rows, std = np.array([0]), np.array([[2.0]])
+    ys = np.tile(np.random.default_rng(0).standard_normal(5), 12)
+    prev = ys[0]
     for i, y in enumerate(ys):
-        x = clock.inputs(rows, np.array([[y]]), np.array([float(i)]), std)[0]
-        if i >= GAPS + 5:  # decided at point GAPS, and one full season since
-            assert x[0] == pytest.approx((ys[i + 1 - 5] - y) / 2.0)
-            assert x[1] == pytest.approx((ys[i + 1 - 5] - ys[i - 5]) / 2.0)
-    assert clock.slots[0] == 5 and clock.ring.shape == (1, 5, 1)
+        x = clock.inputs(rows, np.array([[y]]), np.array([[prev]]), np.array([float(i)]), std, np.array([i]))[
+            0
+        ]
+        prev = y
+        if i >= GAPS + 5 + 2:  # decided at point GAPS, one season of profile, a couple of checks
+            assert x[0] == pytest.approx((ys[i + 1 - 5] - ys[i - 5]) / 2.0)
+    assert clock.slots[0, 0] == 5 and clock.ring.shape == (1, 1, 5, 1)
+    assert clock.gain(rows)[0, 0, 0] == pytest.approx(1.0)
+
+
+def test_a_stream_without_a_season_gets_next_to_no_seasonal_input():
+    clock = Clock("off", "UTC", "24", 288, 1, rows=1)
+    rows, std = np.array([0]), np.array([[1.0]])
+    ys = np.random.default_rng(3).standard_normal(24 * 40)
+    inputs = []
+    for i, y in enumerate(ys):
+        prev = ys[i - 1] if i else y
+        inputs.append(
+            clock.inputs(rows, np.array([[y]]), np.array([[prev]]), np.array([float(i)]), std, np.array([i]))[
+                0, 0
+            ]
+        )
+    assert clock.gain(rows)[0, 0, 0] < 0.1
+    assert np.abs(inputs[-200:]).mean() < 0.1 * np.abs(np.diff(ys)).mean()
 
 
 def test_a_coarse_ring_averages_each_slot_and_keeps_last_season_while_a_slot_fills():
-    """One-minute points into 288 five-minute slots: the lag is the mean of the five points of
-    the same slot one day earlier, even while today's slot is being filled."""
+    """One-minute points into 288 five-minute slots: a slot holds the mean of its five points,
+    averaged over the seasons, yesterday's value stays readable while today's slot fills, and
+    the change to the next slot is spread over the slot's points."""
     clock = Clock("off", "UTC", "1d", 288, 1, rows=1)
     rows, std = np.array([0]), np.array([[1.0]])
-    minutes = np.arange(2 * 1440 + 20)
+    minutes = np.arange(2 * 1440 + 22)
     ys = minutes % 1440 + 1000.0 * (minutes >= 1440)  # day two is day one plus 1000
     for m, y in zip(minutes, ys, strict=True):
-        x = clock.inputs(rows, np.array([[float(y)]]), np.array([T0 + 60.0 * m]), std)[0]
-    nxt = minutes[-1] + 1  # minute 20 of day three: slot 4 holds minutes 20..24 of day two
-    assert x[0] == pytest.approx(np.mean(ys[1440 + 20 : 1440 + 25]) - ys[-1])
-    assert nxt % 1440 // 5 == 4
+        clock.inputs(
+            rows,
+            np.array([[float(y)]]),
+            np.array([[float(y)]]),
+            np.array([T0 + 60.0 * m]),
+            std,
+            np.array([m]),
+        )
+    day_one, day_two = np.mean(ys[20:25]), np.mean(ys[1440 + 20 : 1440 + 25])
+    assert clock.ring[0, 0, 4, 0] == pytest.approx(day_one + PROFILE_RATE * (day_two - day_one))
+    assert clock.ring_s[0, 0, 4] == (T0 + 60.0 * (1440 + 20)) // DAY + 1  # day two's slot 4, written
+    assert clock.pend_n[0, 0] == 2 and clock.pend_slot[0, 0] == 4  # day three's slot 4 is filling
+    raw, ok = clock._seasonal(rows, *clock._phase(rows, np.array([T0 + 60.0 * (2 * 1440 + 21)])), std)
+    ring = clock.ring[0, 0, :, 0]
+    assert ok[0, 0] and raw[0, 0, 0] == pytest.approx((ring[5] - ring[4]) * 60 / 300)
 
 
 def test_resumed_streams_carry_the_clock_and_ring():
@@ -167,3 +199,17 @@ def test_a_daily_cycle_is_learned_clearly_better_with_the_seasonal_input():
         errs = [f.learn(row, np.array([[y]]), np.array([t])).err[0, 0] for t, y in zip(ts, ys, strict=True)]
         mae[season] = np.mean(np.abs(errs[3 * 288 :]))  # the last day
     assert mae["auto"] < 0.6 * mae["off"]
+
+
+def test_inputs_that_stay_off_change_no_forecast():
+    """A counter-clocked stream under the automatic settings learns as with no extra inputs."""
+    ys = np.sin(np.arange(60) / 4.0)
+    steps = {}
+    for name, s in (
+        ("auto", Settings(hidden=4, window=4, calendar="auto")),
+        ("off", Settings(hidden=4, window=4, calendar="off", season="off")),
+    ):
+        f = Fleet(s)
+        row = np.array([f.add("k")])
+        steps[name] = [f.learn(row, np.array([[y]]), np.array([float(i)])).v[0, 0] for i, y in enumerate(ys)]
+    np.testing.assert_allclose(steps["auto"], steps["off"], rtol=1e-12)  # the same up to rounding
