@@ -19,90 +19,38 @@ from .learner import Settings
 
 D = Settings()
 
+
+def _option(decl: str, help: str, type=None) -> Callable:
+    """A model option defaulting to the `Settings` field it is named after (--season-slots: season_slots)."""
+    name = decl.split("/")[0].removeprefix("--").replace("-", "_")
+    return click.option(decl, type=type, default=getattr(D, name), show_default=True, help=help)
+
+
 OPTIONS = (
-    click.option(
-        "--hidden", type=click.IntRange(1), default=D.hidden, show_default=True, help="LSTM hidden units."
+    _option("--hidden", "LSTM hidden units.", click.IntRange(1)),
+    _option("--window", "Points in the truncated-BPTT window.", click.IntRange(1)),
+    _option("--lr", "Adam learning rate.", click.FloatRange(0, min_open=True)),
+    _option("--seed", "Weight seed (hashed with each stream's key).", int),
+    _option("--clip", "Gradient norm clip.", click.FloatRange(0, min_open=True)),
+    _option("--forget", "Scaler forgetting weight (0: plain running mean and std).", click.FloatRange(0, 1)),
+    _option("--residual/--level", "Predict the change over the last value, or the level."),
+    _option(
+        "--interval", "Nominal coverage of lo..hi.", click.FloatRange(0, 1, min_open=True, max_open=True)
     ),
-    click.option(
-        "--window",
-        type=click.IntRange(1),
-        default=D.window,
-        show_default=True,
-        help="Points in the truncated-BPTT window.",
-    ),
-    click.option(
-        "--lr",
-        type=click.FloatRange(0, min_open=True),
-        default=D.lr,
-        show_default=True,
-        help="Adam learning rate.",
-    ),
-    click.option(
-        "--seed",
-        type=int,
-        default=D.seed,
-        show_default=True,
-        help="Weight seed (hashed with each stream's key).",
-    ),
-    click.option(
-        "--clip",
-        type=click.FloatRange(0, min_open=True),
-        default=D.clip,
-        show_default=True,
-        help="Gradient norm clip.",
-    ),
-    click.option(
-        "--forget",
-        type=click.FloatRange(0, 1),
-        default=D.forget,
-        show_default=True,
-        help="Scaler forgetting weight (0: plain running mean and std).",
-    ),
-    click.option(
-        "--residual/--level",
-        default=D.residual,
-        show_default=True,
-        help="Predict the change over the last value, or the level.",
-    ),
-    click.option(
-        "--interval",
-        type=click.FloatRange(0, 1, min_open=True, max_open=True),
-        default=D.interval,
-        show_default=True,
-        help="Nominal coverage of lo..hi.",
-    ),
-    click.option(
-        "--dtype",
-        type=click.Choice(["float64", "float32"]),
-        default=D.dtype,
-        show_default=True,
-        help="Floating-point type of the model.",
-    ),
-    click.option(
+    _option("--dtype", "Floating-point type of the model.", click.Choice(["float64", "float32"])),
+    _option(
         "--calendar",
-        type=click.Choice(["auto", "on", "off"]),
-        default=D.calendar,
-        show_default=True,
-        help="Time-of-day and day-of-week inputs (auto: for epoch-second times sampled under a day).",
+        "Time-of-day and day-of-week inputs (auto: for epoch-second times sampled under a day).",
+        click.Choice(["auto", "on", "off"]),
     ),
-    click.option(
-        "--tz",
-        default=D.tz,
-        show_default=True,
-        help="Time zone of the calendar and the season: UTC, +HH:MM or an IANA name.",
+    _option("--tz", "Time zone of the calendar and the season: UTC, +HH:MM or an IANA name."),
+    _option(
+        "--season", "Seasonal inputs: auto (a day and a week), off, or points/durations like 288 or 1d,1w."
     ),
-    click.option(
-        "--season",
-        default=D.season,
-        show_default=True,
-        help="Seasonal inputs: auto (a day and a week), off, or points/durations like 288 or 1d,1w.",
-    ),
-    click.option(
+    _option(
         "--season-slots",
-        type=click.IntRange(2),
-        default=D.season_slots,
-        show_default=True,
-        help="Resolution of a duration season's ring (values kept per stream).",
+        "Resolution of a duration season's ring (values kept per stream).",
+        click.IntRange(2),
     ),
 )
 NAMES = tuple(D.to_dict())

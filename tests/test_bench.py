@@ -1,13 +1,12 @@
 import json
 import subprocess
-import sys
+
+from support import CLI
 
 
 def test_bench_json_reports_speed_and_memory():
     cmd = [
-        sys.executable,
-        "-c",
-        "from lstmstream.cli import main; main()",
+        *CLI,
         "bench",
         "--streams",
         "3",

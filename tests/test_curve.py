@@ -33,27 +33,6 @@ HANDSHAKE_FAILED = {
 
 
 @pytest.fixture
-def ctx():
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
-
-
-@pytest.fixture
-def keys(tmp_path):
-    """A server key, a clients dir listing `a` and `b`, and a valid but unlisted key `x`."""
-    clients = tmp_path / "clients"
-    found = {"clients": clients}
-    found["server"], found["server_secret"] = create_keypair(tmp_path / "server", "server")
-    for name in ("a", "b", "x"):
-        public, found[name] = create_keypair(tmp_path / "issued", name)
-        if name != "x":
-            clients.mkdir(exist_ok=True)
-            os.link(public, clients / public.name)
-    return found
-
-
-@pytest.fixture
 def server(ctx, keys):
     curve = CurveServer(ctx, keys["server_secret"], keys["clients"])
     yield curve
@@ -87,6 +66,22 @@ class Events:
         return self
 
 
+def curve_inbox(ctx, server) -> tuple[zmq.Socket, str, Events]:
+    """A SUB taking everything, bound by `server` on an ephemeral port, and its handshake Events."""
+    inbox = socket(ctx, zmq.SUB)
+    inbox.subscribe(b"")
+    endpoint = server.bind(inbox, "tcp://127.0.0.1:*")
+    return inbox, endpoint, Events(inbox)
+
+
+def curve_senders(ctx, keys, endpoint: str, *names: str) -> list[zmq.Socket]:
+    """A CURVE client PUB per key name, all connected to `endpoint`."""
+    senders = [socket(ctx, zmq.PUB, keys[name], keys["server"]) for name in names]
+    for sender in senders:
+        sender.connect(endpoint)
+    return senders
+
+
 def until(condition, step) -> None:
     """Run step() until condition() holds, for at most WAIT seconds."""
     deadline = time.monotonic() + WAIT
@@ -103,10 +98,7 @@ def drain(sock, ms=QUIET_MS) -> list[bytes]:
 
 
 def test_sub_server_takes_points_only_from_listed_keys(ctx, keys, server):
-    inbox = socket(ctx, zmq.SUB)
-    inbox.subscribe(b"")
-    endpoint = server.bind(inbox, "tcp://127.0.0.1:*")
-    events = Events(inbox)
+    inbox, endpoint, events = curve_inbox(ctx, server)
     senders = {
         b"a": socket(ctx, zmq.PUB, keys["a"], keys["server"]),
         b"x": socket(ctx, zmq.PUB, keys["x"], keys["server"]),
@@ -155,14 +147,8 @@ def test_pub_server_sends_forecasts_only_to_listed_keys(ctx, keys, server):
 
 
 def test_added_key_is_admitted_after_reload_without_dropping_others(ctx, keys, tmp_path, server):
-    inbox = socket(ctx, zmq.SUB)
-    inbox.subscribe(b"")
-    endpoint = server.bind(inbox, "tcp://127.0.0.1:*")
-    events = Events(inbox)
-    a = socket(ctx, zmq.PUB, keys["a"], keys["server"])
-    x = socket(ctx, zmq.PUB, keys["x"], keys["server"])
-    for sender in (a, x):
-        sender.connect(endpoint)
+    inbox, endpoint, events = curve_inbox(ctx, server)
+    a, x = curve_senders(ctx, keys, endpoint, "a", "x")
     got: list[bytes] = []
 
     def send(sender, tag):
@@ -183,14 +169,8 @@ def test_added_key_is_admitted_after_reload_without_dropping_others(ctx, keys, t
 
 
 def test_revoked_key_is_cut_off_and_others_reconnect(ctx, keys, server):
-    inbox = socket(ctx, zmq.SUB)
-    inbox.subscribe(b"")
-    endpoint = server.bind(inbox, "tcp://127.0.0.1:*")
-    events = Events(inbox)
-    a = socket(ctx, zmq.PUB, keys["a"], keys["server"])
-    b = socket(ctx, zmq.PUB, keys["b"], keys["server"])
-    for sender in (a, b):
-        sender.connect(endpoint)
+    inbox, endpoint, events = curve_inbox(ctx, server)
+    a, b = curve_senders(ctx, keys, endpoint, "a", "b")
     got: list[bytes] = []
 
     def send_both(tag_a: bytes, tag_b: bytes):
@@ -221,10 +201,7 @@ def test_revoked_key_is_cut_off_and_others_reconnect(ctx, keys, server):
 
 
 def test_socket_outliving_the_zap_handler_admits_nobody(ctx, keys, server):
-    inbox = socket(ctx, zmq.SUB)
-    inbox.subscribe(b"")
-    endpoint = server.bind(inbox, "tcp://127.0.0.1:*")
-    events = Events(inbox)
+    inbox, endpoint, events = curve_inbox(ctx, server)
     server.stop()
     a = socket(ctx, zmq.PUB, keys["a"], keys["server"])
     a.connect(endpoint)

@@ -1,6 +1,5 @@
 """The daemon end to end: the real CLI in subprocesses, real sockets (ipc:// in tmp_path)."""
 
-import csv
 import json
 import math
 import signal
@@ -8,59 +7,18 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
 import numpy as np
 import pytest
 import zmq
+from support import CLI, SMALL, WAIT, Daemon, next_stats, pack, read_rows, write_csv
 
 from lstmstream import records
 from lstmstream.learner import Fleet, Settings
 
-CLI = [sys.executable, "-c", "from lstmstream.cli import main; main()"]
-SMALL = ["--hidden", "8", "--window", "4"]
 SETTINGS = Settings(hidden=8, window=4)
-WAIT = 30.0  # seconds: the bound on every wait below
-
-
-@dataclass
-class Daemon:
-    proc: subprocess.Popen
-    sub: str  # where points go in (the daemon binds)
-    pub: str  # where forecasts come out (the daemon binds)
-    log: Path
-
-    def stop(self, sig=signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(WAIT)
-
-
-@pytest.fixture
-def ctx():
-    c = zmq.Context()
-    yield c
-    c.destroy(linger=0)
-
-
-@pytest.fixture
-def daemon(tmp_path):
-    procs = []
-
-    def start(*args: str) -> Daemon:
-        d = Daemon(None, f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out", tmp_path / "daemon.log")
-        cmd = [*CLI, "run", "--sub", "@" + d.sub, "--pub", "@" + d.pub, "--stats-every", "0.2", *SMALL, *args]
-        with open(d.log, "w") as log:
-            d.proc = subprocess.Popen(cmd, stderr=log)
-        procs.append(d.proc)
-        return d
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait(WAIT)
 
 
 def subscribe(ctx, d: Daemon, *prefixes: bytes) -> zmq.Socket:
@@ -69,20 +27,8 @@ def subscribe(ctx, d: Daemon, *prefixes: bytes) -> zmq.Socket:
     for p in (*prefixes, b"$stats"):
         s.setsockopt(zmq.SUBSCRIBE, p)
     s.connect(d.pub)
-    stats(s)
+    next_stats(s)
     return s
-
-
-def stats(sock: zmq.Socket, until=lambda st: True) -> dict:
-    """The next $stats map satisfying `until` (forecasts arriving meanwhile are dropped)."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if sock.poll(100):
-            key, payload = sock.recv_multipart()
-            st = msgpack.unpackb(payload)
-            if key == b"$stats" and until(st):
-                return st
-    raise AssertionError("no matching $stats in time")
 
 
 def sender(ctx, d: Daemon) -> zmq.Socket:
@@ -104,10 +50,6 @@ def forecasts(sock: zmq.Socket, count: int) -> list[tuple[str, dict]]:
                 out.append((key.decode(), msgpack.unpackb(payload)))
     assert len(out) == count, f"{len(out)} of {count} forecasts arrived"
     return out
-
-
-def pack(t, v) -> bytes:
-    return msgpack.packb({"t": t, "v": v})
 
 
 def expected(points: list[tuple[str, float, object]]) -> dict[str, list[dict]]:
@@ -192,7 +134,7 @@ def test_every_bad_input_is_rejected_counted_and_valid_points_still_get_forecast
     send_good("a")
 
     got = forecasts(out, len(valid))
-    final = stats(out, until=lambda st: st["learned"] == len(valid))
+    final = next_stats(out, until=lambda st: st["learned"] == len(valid))
     assert final["rejected"] == dict(want)
     assert final["streams"] == 3
     assert final["received"] == 3 + 2 * len(bad) + 1 + 1  # the oversized ones never arrived
@@ -311,16 +253,8 @@ def write_points(path: Path, streams: int, per_stream: int) -> list[tuple[str, f
         for i in range(per_stream)
         for j in range(streams)
     ]
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["key", "t", "v"])
-        w.writerows(points)
+    write_csv(path, points)
     return points
-
-
-def read_rows(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def start_recording(ctx, d: Daemon, tmp_path: Path, prefix: str) -> tuple[subprocess.Popen, Path]:

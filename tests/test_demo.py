@@ -1,7 +1,5 @@
-import subprocess
-import sys
-
 import numpy as np
+from support import run_cli
 
 from lstmstream.feed import sensor_feed
 
@@ -18,12 +16,7 @@ def test_feed_has_cycles_trends_and_one_spike():
 
 
 def test_demo_runs_as_the_readme_says():
-    run = subprocess.run(
-        [sys.executable, "-c", "from lstmstream.cli import main; main()", "demo"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    run = run_cli("demo", timeout=90)
     assert run.returncode == 0, run.stderr
     out = run.stdout
     table = [

@@ -1,33 +1,15 @@
-import csv
 import json
 import math
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from support import SMALL, read_rows, run_cli
 
 from lstmstream.evaluate import evaluate
 from lstmstream.learner import Forecaster, Settings
 
 FIELDS = ["key", "t", "v", "lo", "hi", "err", "score", "n"]
-SMALL = ["--hidden", "8", "--window", "4"]
-
-
-def read_rows(path) -> list[dict]:
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
-def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from lstmstream.cli import main; main(prog_name='lstmstream')", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
 
 
 def sine(n: int, seed: int = 0) -> list[float]:
@@ -46,7 +28,9 @@ def test_eval_writes_one_forecast_row_per_point_and_a_json_line(tmp_path):
     values = sine(120)
     write_nab(tmp_path / "room.csv", values)
     out = tmp_path / "f.csv"
-    r = cli("eval", str(tmp_path / "room.csv"), *SMALL, "--warmup", "10", "--forecasts", str(out), "--json")
+    r = run_cli(
+        "eval", str(tmp_path / "room.csv"), *SMALL, "--warmup", "10", "--forecasts", str(out), "--json"
+    )
     assert r.returncode == 0, r.stderr
     rows = read_rows(out)
     assert list(rows[0]) == FIELDS
@@ -101,7 +85,7 @@ def test_key_t_v_files_many_streams_and_vectors_in_rounds(tmp_path):
                 f.write(f"b,{1000 + i},{b[i]!r}\n")
     with open(tmp_path / "b.csv", "w") as f:
         f.write("key,t,v\n" + "".join(f"b,{1000 + i},{b[i]!r}\n" for i in range(45)))
-    r = cli(
+    r = run_cli(
         "eval",
         str(tmp_path / "mixed.csv"),
         *SMALL,
@@ -119,7 +103,7 @@ def test_key_t_v_files_many_streams_and_vectors_in_rounds(tmp_path):
     rows = read_rows(tmp_path / "mixed.out")
     assert len(rows) == 165
     assert all(len(r["v"].split(";")) == 2 for r in rows if r["key"] == "vec")
-    alone = cli("eval", str(tmp_path / "b.csv"), *SMALL, "--forecasts", str(tmp_path / "b.out"))
+    alone = run_cli("eval", str(tmp_path / "b.csv"), *SMALL, "--forecasts", str(tmp_path / "b.out"))
     assert alone.returncode == 0, alone.stderr
     mixed_b = [float(r["v"]) for r in rows if r["key"] == "b"]
     alone_b = [float(r["v"]) for r in read_rows(tmp_path / "b.out")]
@@ -132,7 +116,7 @@ def test_bad_rows_are_reported_with_their_line_and_the_rest_is_evaluated(tmp_pat
     lines[9] = "2024-01-01 00:08:00,nan"
     lines[12] = "yesterday,1.0"
     (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
-    r = cli("eval", str(tmp_path / "bad.csv"), *SMALL, "--warmup", "0", "--json")
+    r = run_cli("eval", str(tmp_path / "bad.csv"), *SMALL, "--warmup", "0", "--json")
     assert r.returncode == 0, r.stderr
     for line in (6, 10, 13):
         assert f"bad.csv:{line}: skipped" in r.stderr
@@ -144,14 +128,14 @@ def test_a_repeated_timestamp_keeps_its_point(tmp_path):
     lines = ["timestamp,value"] + [f"2024-03-10 01:{i:02d}:00,{i}.5" for i in range(20)]
     lines += ["2024-03-10 01:19:00,7.0", "2024-03-10 03:00:00,8.0"]
     (tmp_path / "dst.csv").write_text("\n".join(lines) + "\n")
-    r = cli("eval", str(tmp_path / "dst.csv"), *SMALL, "--json")
+    r = run_cli("eval", str(tmp_path / "dst.csv"), *SMALL, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[-1])["streams"]["dst"]["points"] == 22
 
 
 def test_eval_refuses_a_file_without_a_known_header(tmp_path):
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
-    r = cli("eval", str(tmp_path / "x.csv"))
+    r = run_cli("eval", str(tmp_path / "x.csv"))
     assert r.returncode != 0
     assert "header" in r.stderr
 
@@ -159,6 +143,6 @@ def test_eval_refuses_a_file_without_a_known_header(tmp_path):
 def test_plot_draws_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     write_nab(tmp_path / "p.csv", sine(80))
-    r = cli("eval", str(tmp_path / "p.csv"), *SMALL, "--plot", str(tmp_path / "p.png"))
+    r = run_cli("eval", str(tmp_path / "p.csv"), *SMALL, "--plot", str(tmp_path / "p.png"))
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

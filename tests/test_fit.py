@@ -1,20 +1,9 @@
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from support import run_cli
 
 from lstmstream.fit import run_fit
 from lstmstream.learner import Fleet, Forecaster, Settings, load_init
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from lstmstream.cli import main; main(prog_name='lstmstream')", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def wave(n: int, seed: int, phase: float = 0.0) -> np.ndarray:
@@ -38,7 +27,7 @@ def early_mae(model: Forecaster, ys: np.ndarray, upto: int) -> float:
 
 def test_fit_cli_writes_a_plain_model_file_that_warm_starts_better_than_cold(tmp_path):
     write(tmp_path / "history.csv", "h", wave(600, seed=1))
-    r = cli(
+    r = run_cli(
         "fit",
         str(tmp_path / "history.csv"),
         "--hidden",
@@ -78,7 +67,7 @@ def test_fit_lowers_the_training_loss_below_predicting_no_change(tmp_path):
 
 def test_fit_refuses_a_history_shorter_than_the_window(tmp_path):
     write(tmp_path / "short.csv", "s", wave(5, seed=3))
-    r = cli("fit", str(tmp_path / "short.csv"), "--window", "16", "--out", str(tmp_path / "m.npz"))
+    r = run_cli("fit", str(tmp_path / "short.csv"), "--window", "16", "--out", str(tmp_path / "m.npz"))
     assert r.returncode != 0 and "longer than the window" in r.stderr
 
 

@@ -6,15 +6,13 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import time
 
 import pytest
 import zmq
+from support import CLI
 
 from lstmstream.curve import CurveServer, apply_client, load_public
-
-CLI = [sys.executable, "-c", "from lstmstream.cli import main; main(prog_name='lstmstream')"]
 
 
 def keys(target, umask=0o022) -> subprocess.CompletedProcess:

@@ -1,26 +1,11 @@
 import re
-import selectors
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import zmq
-
-CLI = [sys.executable, "-c", "from lstmstream.cli import main; main()"]
-
-
-def ready_line(proc: subprocess.Popen, timeout: float = 20.0) -> str:
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stderr, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sel.select(timeout=deadline - time.monotonic()):
-            line = proc.stderr.readline()
-            if "ready" in line or not line:
-                return line
-    raise AssertionError("the proxy never said it was ready")
+from support import CLI, run_cli, wait_for_line
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -33,7 +18,7 @@ def test_a_publisher_reaches_a_subscriber_through_the_proxy_and_a_signal_stops_i
     ctx = zmq.Context()
     pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
     try:
-        front, back = re.findall(r"tcp://127\.0\.0\.1:\d+", ready_line(proc))
+        front, back = re.findall(r"tcp://127\.0\.0\.1:\d+", wait_for_line(proc, "ready", timeout=20.0))
         pub.connect(front)
         sub.connect(back)
         sub.setsockopt(zmq.SUBSCRIBE, b"sensor")
@@ -58,18 +43,10 @@ def test_a_publisher_reaches_a_subscriber_through_the_proxy_and_a_signal_stops_i
         ctx.term()
 
 
-def test_a_taken_port_is_a_clear_error():
-    ctx = zmq.Context()
+def test_a_taken_port_is_a_clear_error(ctx):
     taken = ctx.socket(zmq.PUB)
     port = taken.bind_to_random_port("tcp://127.0.0.1")
-    try:
-        res = subprocess.run(
-            [*CLI, "proxy", "--frontend", f"@tcp://127.0.0.1:{port}", "--backend", "@tcp://127.0.0.1:*"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        assert res.returncode != 0 and "proxy:" in res.stderr and "Traceback" not in res.stderr
-    finally:
-        taken.close(linger=0)
-        ctx.term()
+    res = run_cli(
+        "proxy", "--frontend", f"@tcp://127.0.0.1:{port}", "--backend", "@tcp://127.0.0.1:*", timeout=30
+    )
+    assert res.returncode != 0 and "proxy:" in res.stderr and "Traceback" not in res.stderr

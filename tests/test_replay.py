@@ -1,13 +1,12 @@
 """replay's pacing and failure modes, record's and tail's formats (the end-to-end runs are in test_daemon)."""
 
 import io
-import subprocess
-import sys
 import time
 
 import msgpack
 import pytest
 import zmq
+from support import run_cli
 
 from lstmstream.csvio import Point
 from lstmstream.record import Recorder
@@ -60,11 +59,7 @@ def test_replay_waits_instead_of_dropping_and_reports_a_stall(tmp_path):
 def test_replay_cli_names_the_problem(tmp_path):
     data = tmp_path / "p.csv"
     data.write_text("key,t,v\nk,1,1\n")
-    run = subprocess.run(
-        [sys.executable, "-c", "from lstmstream.cli import main; main()", "replay", str(data),
-         "--pub", f">ipc://{tmp_path}/none", "--timeout", "0.3"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    run = run_cli("replay", str(data), "--pub", f">ipc://{tmp_path}/none", "--timeout", "0.3", timeout=60)
     assert run.returncode == 1 and "no subscriber" in run.stderr
 
 

@@ -7,64 +7,18 @@ import pickle
 import signal
 import struct
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
 import numpy as np
 import pytest
 import zmq
+from support import CLI, WAIT, Daemon, pack
 
 from lstmstream.curve import CurveError, apply_client, create_keypair, load_secret
 
-CLI = [sys.executable, "-c", "from lstmstream.cli import main; main()"]
-SMALL = ["--hidden", "8", "--window", "4"]
-WAIT = 30.0  # seconds: the bound on every wait below
 QUIET = 0.5  # seconds "nothing arrives" is watched, after an allowed peer proved the path works
-
-
-@dataclass
-class Daemon:
-    proc: subprocess.Popen
-    sub: str  # where points go in (bound by the daemon)
-    pub: str  # where forecasts come out (bound by the daemon)
-    log: Path
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def wait_log(self, needle: str) -> None:
-        deadline = time.monotonic() + WAIT
-        while needle not in self.text():
-            assert self.proc.poll() is None, f"the daemon exited: {self.text()}"
-            assert time.monotonic() < deadline, f"{needle!r} never logged: {self.text()}"
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(WAIT)
-
-
-@pytest.fixture
-def ctx():
-    c = zmq.Context()
-    yield c
-    c.destroy(linger=0)
-
-
-@pytest.fixture
-def keys(tmp_path) -> dict[str, Path]:
-    """The daemon's pair, a clients dir listing `a` and `b`, and `x`: valid but not listed."""
-    found = {"clients": tmp_path / "clients"}
-    found["clients"].mkdir()
-    found["server"], found["server_secret"] = create_keypair(tmp_path / "keys", "server")
-    for name in ("a", "b", "x"):
-        public, found[name] = create_keypair(tmp_path / "keys", name)
-        if name != "x":
-            os.link(public, found["clients"] / public.name)
-    return found
 
 
 def curve_args(keys) -> list[str]:
@@ -73,26 +27,6 @@ def curve_args(keys) -> list[str]:
 
 def client_args(keys, name: str) -> list[str]:
     return ["--curve-server", str(keys["server"]), "--curve-secret", str(keys[name])]
-
-
-@pytest.fixture
-def daemon(tmp_path):
-    procs = []
-
-    def start(*args: str, sub: str | None = None, pub: str | None = None) -> Daemon:
-        sub, pub = sub or f"ipc://{tmp_path}/in", pub or f"ipc://{tmp_path}/out"
-        d = Daemon(None, sub, pub, tmp_path / f"daemon{len(procs)}.log")
-        cmd = [*CLI, "run", "--sub", "@" + sub, "--pub", "@" + pub, "--stats-every", "0.2", *SMALL, *args]
-        with open(d.log, "w") as log:
-            d.proc = subprocess.Popen(cmd, stderr=log)
-        procs.append(d.proc)
-        return d
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait(WAIT)
 
 
 def socket(ctx, kind: int, keys=None, name: str | None = None) -> zmq.Socket:
@@ -125,10 +59,6 @@ def subscribed(s: zmq.Socket, seconds: float = WAIT) -> bool:
         s.recv()
         return True
     return False
-
-
-def pack(t, v) -> bytes:
-    return msgpack.packb({"t": t, "v": v})
 
 
 def receive(s: zmq.Socket, seconds: float) -> list[tuple[str, dict]]:

@@ -1,55 +1,20 @@
 """Two shards behind the real proxy, and `bench --e2e`: the real CLI in subprocesses, ipc:// sockets."""
 
-import csv
 import json
-import selectors
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import msgpack
-import pytest
 import zmq
+from support import CLI, SMALL, WAIT, run_cli, wait_for_line, write_csv
 
 from lstmstream.config import load
 from lstmstream.shard import shard_of
 
-CLI = [sys.executable, "-c", "from lstmstream.cli import main; main()"]
-SMALL = ["--hidden", "8", "--window", "4"]
-WAIT = 30.0  # seconds: the bound on every wait below
 KEYS, POINTS = 24, 12
-
-
-@pytest.fixture
-def procs():
-    started: list[subprocess.Popen] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-            p.wait(WAIT)
-
-
-@pytest.fixture
-def ctx():
-    c = zmq.Context()
-    yield c
-    c.destroy(linger=0)
-
-
-def wait_for_line(proc: subprocess.Popen, word: str) -> str:
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stderr, selectors.EVENT_READ)
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        if sel.select(timeout=deadline - time.monotonic()):
-            line = proc.stderr.readline()
-            if word in line or not line:
-                return line
-    raise AssertionError(f"no line with {word!r} in time")
 
 
 def write_feed(path) -> list[tuple[str, int, float]]:
@@ -59,10 +24,7 @@ def write_feed(path) -> list[tuple[str, int, float]]:
         for j in range(POINTS)
         for i in range(KEYS)
     ]
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["key", "t", "v"])
-        w.writerows(points)
+    write_csv(path, points)
     return points
 
 
@@ -127,11 +89,8 @@ def test_two_shards_behind_the_proxy_give_every_point_exactly_one_forecast(tmp_p
     probe.close(linger=0)
 
     points = write_feed(tmp_path / "feed.csv")
-    res = subprocess.run(
-        [*CLI, "replay", str(tmp_path / "feed.csv"), "--pub", ">" + front, "--timeout", "20"],
-        capture_output=True,
-        text=True,
-        timeout=WAIT * 2,
+    res = run_cli(
+        "replay", str(tmp_path / "feed.csv"), "--pub", ">" + front, "--timeout", "20", timeout=WAIT * 2
     )
     assert res.returncode == 0, res.stderr
 
@@ -153,13 +112,13 @@ def test_two_shards_behind_the_proxy_give_every_point_exactly_one_forecast(tmp_p
 
 
 def test_a_bad_shard_is_a_usage_error():
-    res = subprocess.run([*CLI, "run", "--shard", "2/2"], capture_output=True, text=True, timeout=WAIT)
+    res = run_cli("run", "--shard", "2/2", timeout=WAIT)
     assert res.returncode == 2 and "shard" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_bench_e2e_runs_the_daemon_through_sockets_and_ends_with_json():
-    cmd = [*CLI, "bench", "--e2e", "--streams", "20", "--points", "3", "--rate", "200", "--duration", "0.5"]
-    res = subprocess.run([*cmd, *SMALL, "--json"], capture_output=True, text=True, timeout=WAIT * 2)
+    args = ["bench", "--e2e", "--streams", "20", "--points", "3", "--rate", "200", "--duration", "0.5"]
+    res = run_cli(*args, *SMALL, "--json", timeout=WAIT * 2)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
     out = json.loads(lines[-1])

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import math
 import random
-import signal
-import subprocess
-import sys
 import time
 
 import msgpack
-import pytest
 import zmq
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support import WAIT, next_stats
 
 from lstmstream import wire
 from lstmstream.wire import Point, Rejected
-
-CLI = [sys.executable, "-c", "from lstmstream.cli import main; main()"]
-WAIT = 30.0
 
 
 def check(frames: list[bytes]) -> list[Point]:
@@ -144,64 +138,38 @@ def garbage(rng: random.Random) -> list[bytes]:
             return frames
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    sub, pub = f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/out"
-    with open(tmp_path / "daemon.log", "w") as log:
-        proc = subprocess.Popen(
-            [*CLI, "run", "--sub", "@" + sub, "--pub", "@" + pub, "--stats-every", "0.2", "--hidden", "8",
-             "--window", "4"],
-            stderr=log,
-        )  # fmt: skip
-    yield proc, sub, pub
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(WAIT)
-
-
-def test_garbage_publishes_nothing_and_valid_points_still_get_forecasts(daemon):
-    proc, sub, pub = daemon
-    ctx = zmq.Context()
-    try:
-        out = ctx.socket(zmq.SUB)
-        out.setsockopt(zmq.SUBSCRIBE, b"")
-        out.connect(pub)
-        src = ctx.socket(zmq.XPUB)
-        src.setsockopt(zmq.XPUB_NODROP, 1)
-        src.connect(sub)
-        assert src.poll(int(1000 * WAIT)), "the daemon never subscribed"
-        src.recv()
-        _wait_stats(out)  # the subscription is in place: every forecast from now on arrives
-        rng, sent_bad, rejections, good = random.Random(7), 0, 0, 60
-        for t in range(1, good + 1):
-            for _ in range(5):
-                frames = garbage(rng)
-                src.send_multipart(frames)
-                sent_bad += 1
-                rejections += decode(frames)[1]
-            src.send_multipart([b"good", msgpack.packb({"t": t, "v": math.sin(t)})])
-        got, final = [], None
-        deadline = time.monotonic() + WAIT
-        while final is None:
-            assert time.monotonic() < deadline, f"{len(got)} forecasts, no final $stats"
-            if out.poll(100):
-                key, payload = out.recv_multipart()
-                record = msgpack.unpackb(payload)
-                if key != b"$stats":
-                    got.append((key, record))
-                elif record["received"] == sent_bad + good:
-                    final = record
-        assert final["learned"] == good and final["streams"] == 1
-        assert sum(final["rejected"].values()) == rejections >= sent_bad
-        assert [k for k, _ in got] == [b"good"] * good
-        assert [r["t"] for _, r in got] == list(range(1, good + 1))
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(WAIT) == 0
-    finally:
-        ctx.destroy(linger=0)
-
-
-def _wait_stats(sock: zmq.Socket) -> None:
+def test_garbage_publishes_nothing_and_valid_points_still_get_forecasts(ctx, daemon):
+    d = daemon()
+    out = ctx.socket(zmq.SUB)
+    out.setsockopt(zmq.SUBSCRIBE, b"")
+    out.connect(d.pub)
+    src = ctx.socket(zmq.XPUB)
+    src.setsockopt(zmq.XPUB_NODROP, 1)
+    src.connect(d.sub)
+    assert src.poll(int(1000 * WAIT)), "the daemon never subscribed"
+    src.recv()
+    next_stats(out)  # the subscription is in place: every forecast from now on arrives
+    rng, sent_bad, rejections, good = random.Random(7), 0, 0, 60
+    for t in range(1, good + 1):
+        for _ in range(5):
+            frames = garbage(rng)
+            src.send_multipart(frames)
+            sent_bad += 1
+            rejections += decode(frames)[1]
+        src.send_multipart([b"good", msgpack.packb({"t": t, "v": math.sin(t)})])
+    got, final = [], None
     deadline = time.monotonic() + WAIT
-    while not (sock.poll(100) and sock.recv_multipart()[0] == b"$stats"):
-        assert time.monotonic() < deadline, "no $stats"
+    while final is None:
+        assert time.monotonic() < deadline, f"{len(got)} forecasts, no final $stats"
+        if out.poll(100):
+            key, payload = out.recv_multipart()
+            record = msgpack.unpackb(payload)
+            if key != b"$stats":
+                got.append((key, record))
+            elif record["received"] == sent_bad + good:
+                final = record
+    assert final["learned"] == good and final["streams"] == 1
+    assert sum(final["rejected"].values()) == rejections >= sent_bad
+    assert [k for k, _ in got] == [b"good"] * good
+    assert [r["t"] for _, r in got] == list(range(1, good + 1))
+    assert d.stop() == 0
