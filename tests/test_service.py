@@ -8,41 +8,23 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
 import numpy as np
 import pytest
 import zmq
+from support import CLI, WAIT, Daemon
 
 from lstmstream import records
 from lstmstream.checkpoint import BUCKETS, Checkpointer, bucket_of
 from lstmstream.learner import Fleet, Settings, load_init
 
-CLI = [sys.executable, "-c", "from lstmstream.cli import main; main()"]
 SETTINGS = Settings(hidden=8, window=4)
 SMALL = ["--hidden", "8", "--window", "4", "--stats-every", "0.2"]
-WAIT = 30.0  # seconds: the bound on every wait below
 EXAMPLE = Path(__file__).parent.parent / "services" / "example.toml"
-
-
-@dataclass
-class Run:
-    proc: subprocess.Popen
-    sub: str  # where points go in (the daemon binds)
-    pub: str  # where forecasts come out (the daemon binds)
-    log: Path
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(WAIT)
-
-    def text(self) -> str:
-        return self.log.read_text()
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -53,30 +35,20 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def run(tmp_path):
+def run(tmp_path, procs):
     """start(name, *args, env={}, endpoints=True): `lstmstream run` with ipc endpoints named after `name`."""
-    procs = []
 
-    def start(name: str, *args: str, env: dict | None = None, endpoints: bool = True) -> Run:
-        r = Run(None, f"ipc://{tmp_path}/{name}.in", f"ipc://{tmp_path}/{name}.out", tmp_path / f"{name}.log")
+    def start(name: str, *args: str, env: dict | None = None, endpoints: bool = True) -> Daemon:
+        r = Daemon(
+            None, f"ipc://{tmp_path}/{name}.in", f"ipc://{tmp_path}/{name}.out", tmp_path / f"{name}.log"
+        )
         ends = ["--sub", "@" + r.sub, "--pub", "@" + r.pub] if endpoints else []
         with open(r.log, "w") as log:
             r.proc = subprocess.Popen([*CLI, "run", *ends, *args], stderr=log, env=clean_env(**(env or {})))
         procs.append(r.proc)
         return r
 
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait(WAIT)
-
-
-@pytest.fixture
-def ctx():
-    c = zmq.Context()
-    yield c
-    c.destroy(linger=0)
+    return start
 
 
 class Client:
