@@ -28,6 +28,7 @@ import numpy as np
 
 from . import lstm
 from .optim import Adam
+from .rows import at
 from .scaler import Scaler
 from .season import Clock, span
 from .steps import Steps
@@ -243,56 +244,72 @@ class Fleet:
         """
         rows = np.asarray(rows, np.int64)
         ys = np.asarray(ys, self.dtype).reshape(len(rows), self.size)
-        n_prev = self.scaler.n[rows]
+        ix = at(rows)  # reads through ix are views for one stream: read before writing
+        n_prev = self.scaler.n[ix].copy()
         seen = n_prev > 0
 
-        err, score = self._score(rows, ys, seen)
-        h, c = self.h[rows], self.c[rows]
-        h0, c0 = self.window.h0[rows], self.window.c0[rows]
-        if seen.all():
+        err, score = self._score(ix, ys, seen, n_prev)
+        n_seen = np.count_nonzero(seen)  # cheaper than .all() / .any()
+        if n_seen == len(rows):
             h, c, h0, c0 = self._train(rows, self.target(rows, ys))
-        elif seen.any():
-            h[seen], c[seen], h0[seen], c0[seen] = self._train(rows[seen], self.target(rows[seen], ys[seen]))
+        else:
+            h, c = self.h[rows], self.c[rows]
+            h0, c0 = self.window.h0[rows], self.window.c0[rows]
+            if n_seen:
+                known = rows[seen]
+                h[seen], c[seen], h0[seen], c0[seen] = self._train(known, self.target(known, ys[seen]))
 
-        x = self.observe(rows, ys, ts)
+        x, mean, std = self._observe(rows, ys, ts, n_prev)
         self.window.push(rows, x, h0, c0)
         out, h, c = self._advance(rows, x, h, c, keep=True)
-        fc = self._level(ys, self.scaler.mean[rows], self.scaler.std(rows), out)
-        self.h[rows], self.c[rows], self.fc[rows] = h, c, fc
-        half = self.z * np.sqrt(self.sig2[rows])
+        fc = self._level(ys, mean, std, out)
+        self.h[ix], self.c[ix], self.fc[ix] = h, c, fc
+        half = self.z * np.sqrt(self.sig2[ix])
         return Step(rows, np.asarray(ts, np.float64), fc, fc - half, fc + half, err, score, n_prev + 1)
 
-    def _score(self, rows: np.ndarray, ys: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Error of the pending forecasts, the anomaly score, and the running error variance."""
-        err = np.where(seen[:, None], ys - self.fc[rows], np.nan)
-        m = self.scaler.n[rows]  # errors seen so far, this one included
+    def _score(
+        self, ix: slice | np.ndarray, ys: np.ndarray, seen: np.ndarray, m: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Error of the pending forecasts, the anomaly score, and the running error variance.
+
+        m: errors seen so far, this one included (the points seen before it).
+        """
+        err = np.where(seen[:, None], ys - self.fc[ix], np.nan)
         a = np.maximum(1.0 / np.maximum(m, 1), 0.01)[:, None]
-        sig2_old = self.sig2[rows]
-        sig2 = np.where(seen[:, None], sig2_old + a * (np.nan_to_num(err) ** 2 - sig2_old), sig2_old)
-        self.sig2[rows] = sig2
+        sig2_old = self.sig2[ix]
+        sq = np.fmax(np.square(err), 0.0)  # fmax drops NaN: a first point adds 0
+        sig2 = np.where(seen[:, None], sig2_old + a * (sq - sig2_old), sig2_old)
         ref = np.where((m == 1)[:, None], sig2, sig2_old)  # the first error is its own yardstick
-        floor = 1e-8 + 1e-6 * np.abs(self.scaler.mean[rows])
+        self.sig2[ix] = sig2
+        floor = 1e-8 + 1e-6 * np.abs(self.scaler.mean[ix])
         with np.errstate(invalid="ignore"):
-            score = np.max(np.abs(err) / np.maximum(np.sqrt(ref), floor), axis=1)
-        return err, score
+            score = np.abs(err) / np.maximum(np.sqrt(ref), floor)
+        return err, score[:, 0] if self.size == 1 else np.max(score, axis=1)
 
     def target(self, rows: np.ndarray, ys: np.ndarray) -> np.ndarray:
         """What the model learns to output for the new points ys (B, size), before `observe`s them."""
-        base = self.last_y[rows] if self.settings.residual else self.scaler.mean[rows]
+        ix = at(rows)
+        base = self.last_y[ix] if self.settings.residual else self.scaler.mean[ix]
         return (ys - base) / self.scaler.std(rows)
 
     def observe(self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Take the new points into each stream's running statistics; returns their inputs (B, I)."""
-        n = self.scaler.n[rows]
+        return self._observe(rows, ys, ts, self.scaler.n[rows])[0]
+
+    def _observe(
+        self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray, n: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """observe (n: points seen before), also returning the updated means and stds."""
+        ix = at(rows)
         self.scaler.update(rows, ys)
-        prev = np.where((n > 0)[:, None], self.last_y[rows], ys)
-        std = self.scaler.std(rows)
-        x = self._features(ys, prev, self.scaler.mean[rows], std)
+        prev = np.where((n > 0)[:, None], self.last_y[ix], ys)
+        mean, std = self.scaler.mean[ix], self.scaler.std(rows)
+        x = self._features(ys, prev, mean, std)
         if self.clock.n_inputs:
             x = np.concatenate((x, self.clock.inputs(rows, ys, prev, ts, std, n)), axis=1)
-        self.last_y[rows] = ys
-        self.last_t[rows] = ts
-        return x
+        self.last_y[ix] = ys
+        self.last_t[ix] = ts
+        return x, mean, std
 
     def _features(self, y: np.ndarray, prev: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
         return np.concatenate(((y - mean) / std, (y - prev) / std), axis=1)
@@ -320,13 +337,11 @@ class Fleet:
         """Forward over the window, last-step loss gradient, optimizer step; so few streams that
         their weights stay in cache from the forward through the optimizer."""
         span = _span(rows)
-        if span is not None:  # consecutive rows: work on views, nothing to scatter back
-            w, state = self.w[span], {n: a[span] for n, a in self.adam.items()}
-        else:
-            w, state = self.w[rows], {n: a[rows] for n, a in self.adam.items()}
+        ix = rows if span is None else span  # consecutive rows: work on views, nothing to scatter back
+        w, state = self.w[ix], {n: a[ix] for n, a in self.adam.items()}
         Wx, Wy = self.layout.blocks(w)
         if self.steps is None:
-            tr = lstm.run(Wx, self.window.read(rows), self.window.h0[rows], self.window.c0[rows])
+            tr = lstm.run(Wx, self.window.read(rows), self.window.h0[ix], self.window.c0[ix])
         else:
             tr = self.steps.trace(rows, self.window.pos[rows], self.h[rows], self.c[rows])
         g = np.empty_like(w)
@@ -336,7 +351,7 @@ class Fleet:
             self.w[rows] = w
             for n, a in state.items():
                 self.adam[n][rows] = a
-        if not ok.all():
+        if np.count_nonzero(ok) < len(ok):
             self.skipped[rows] += ~ok
         return tr
 
@@ -362,20 +377,25 @@ class Fleet:
         """
         rows = np.asarray(rows, np.int64)
         out = np.empty((len(rows), horizon, self.size), self.dtype)
-        f, prev = self.fc[rows], self.last_y[rows]
+        out[:, 0] = self.fc[at(rows)]
+        if horizon > 1:
+            self._roll(rows, out)
+        return out
+
+    def _roll(self, rows: np.ndarray, out: np.ndarray) -> None:
+        """Fill out[:, 1:] by feeding each forecast back in as the next point."""
+        f, prev = out[:, 0], self.last_y[rows]
         h, c = self.h[rows], self.c[rows]
         mean, std = self.scaler.mean[rows], self.scaler.std(rows)
         t, dt = self.last_t[rows], self.clock.dt[rows]
-        for j in range(horizon):
+        for j in range(1, out.shape[1]):
+            t = t + dt
+            x = self._features(f, prev, mean, std)
+            if self.clock.n_inputs:
+                x = np.concatenate((x, self.clock.features(rows, f, t, std)), axis=1)
+            y_out, h, c = self._advance(rows, x, h, c)
+            f, prev = self._level(f, mean, std, y_out), f
             out[:, j] = f
-            if j + 1 < horizon:
-                t = t + dt
-                x = self._features(f, prev, mean, std)
-                if self.clock.n_inputs:
-                    x = np.concatenate((x, self.clock.features(rows, f, t, std)), axis=1)
-                y_out, h, c = self._advance(rows, x, h, c)
-                f, prev = self._level(f, mean, std, y_out), f
-        return out
 
     def describe(self, row: int) -> dict:
         """A stream's detected sampling interval and season, and the inputs it learns from."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rows import at
+
 
 class Scaler:
     """Running mean and variance of `size`-feature points for `rows` streams."""
@@ -28,15 +30,17 @@ class Scaler:
         self.n, self.mean, self.var = arrays["n"], arrays["mean"], arrays["var"]
 
     def update(self, rows: np.ndarray, y: np.ndarray) -> None:
-        n = self.n[rows] + 1
-        a = np.maximum(1.0 / n, self.forget)[:, None].astype(self.mean.dtype)
-        mean, var = self.mean[rows], self.var[rows]
+        ix = at(rows)  # one row: views, each read before its array is written
+        n = self.n[ix] + 1
+        a = np.maximum(1.0 / n, self.forget)[:, None].astype(self.mean.dtype, copy=False)
+        mean, var = self.mean[ix], self.var[ix]
         d = y - mean
-        self.mean[rows] = mean + a * d
-        self.var[rows] = (1.0 - a) * (var + a * d * d)
-        self.n[rows] = n
+        self.mean[ix] = mean + a * d
+        self.var[ix] = (1.0 - a) * (var + a * d * d)
+        self.n[ix] = n
 
     def std(self, rows: np.ndarray) -> np.ndarray:
         """Standard deviation, floored so a constant stream never divides by zero."""
-        floor = 1e-8 + 1e-6 * np.abs(self.mean[rows])
-        return np.maximum(np.sqrt(self.var[rows]), floor)
+        ix = at(rows)
+        floor = 1e-8 + 1e-6 * np.abs(self.mean[ix])
+        return np.maximum(np.sqrt(self.var[ix]), floor)

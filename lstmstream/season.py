@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
+from .rows import at
+
 MINUTE, HOUR, DAY, WEEK = 60.0, 3600.0, 86400.0, 7 * 86400.0
 EPOCH_RANGE = (1e8, 1e10)  # 1973 .. 2286 in epoch seconds: anything else is a counter, not a clock
 GAPS = 8  # sampling intervals observed before a stream's inputs are decided
@@ -110,9 +112,8 @@ def auto_periods(dt: np.ndarray, epoch: np.ndarray) -> np.ndarray:
     )
 
 
-def slot(local: np.ndarray, period: np.ndarray, slots: np.ndarray) -> np.ndarray:
-    """The ring slot of each time: the phase within its season, in `slots` steps."""
-    safe = np.where(period > 0, period, 1.0)
+def slot(local: np.ndarray, safe: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """The ring slot of each time: the phase within its season (period `safe` > 0), in `slots` steps."""
     return np.minimum((np.mod(local, safe) / safe * slots).astype(np.int64), np.maximum(slots - 1, 0))
 
 
@@ -133,6 +134,7 @@ class Clock:
         if calendar not in ("auto", "on", "off"):
             raise ValueError(f"calendar {calendar!r}: expected auto, on or off")
         self.mode, self.tz, self.size = calendar, parse_tz(tz), size
+        self.offset = self.tz.utcoffset(None).total_seconds() if isinstance(self.tz, timezone) else None
         self.seasons = parse_season(season)
         kind = self.seasons[0][0]
         self.S = 0 if kind == "off" else 2 if kind == "auto" else len(self.seasons)
@@ -140,7 +142,7 @@ class Clock:
         self.n_calendar = 0 if calendar == "off" else 4
         self.n_season = self.S * size
         self.n_inputs = self.n_calendar + self.n_season
-        self._k = np.arange(self.S)[None]
+        self._k2 = np.tile(np.arange(self.S), 2)[None]  # each season twice: this slot and the next
         self._alloc(rows)
 
     def _alloc(self, rows: int) -> None:
@@ -200,82 +202,97 @@ class Clock:
 
     # ---- the seasonal rings (all seasons at once: arrays (B, S) and (B, S, size)) ---------
 
-    def _phase(self, rows: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _phase(self, ix: slice | np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The slot of each local time in each season, and its season number + 1."""
-        period = self.period[rows]
+        period = self.period[ix]
         safe = np.where(period > 0, period, 1.0)
         local = local[:, None]
-        return slot(local, period, self.slots[rows]), np.floor(local / safe).astype(np.int64) + 1
-
-    def _read(self, rows: np.ndarray, j: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Slot j's profile value as of one season before season s, and whether there is one."""
-        r, k = rows[:, None], self._k
-        return self.ring[r, k, j], self.ring_s[r, k, j] == s - 1
+        return slot(local, safe, self.slots[ix]), np.floor(local / safe).astype(np.int64) + 1
 
     def _seasonal(self, rows: np.ndarray, j: np.ndarray, s: np.ndarray, std: np.ndarray):
         """Each season's change over the next interval (B, S, size), and where it is known (B, S).
 
         (p[j + 1] - p[j]) * dt / width for the slot j of the time: the change to the next slot,
-        spread over the points of a slot when the ring is coarser than the sampling.
+        spread over the points of a slot when the ring is coarser than the sampling. Both slots
+        of every season are read in one gather: profile values as of one season before.
         """
-        wrap = j + 1 >= self.slots[rows]
-        now, ok_now = self._read(rows, j, s)
-        nxt, ok_next = self._read(rows, np.where(wrap, 0, j + 1), s + wrap)
-        ok = ok_now & ok_next
-        share = self.share[rows] * ok  # 0 for a season that is off
-        return (nxt - now) * (share[:, :, None] / std[:, None, :]), ok
+        ix, S = at(rows), self.S
+        j1 = j + 1
+        wrap = j1 >= self.slots[ix]
+        jj = np.concatenate((j, np.where(wrap, 0, j1)), axis=1)
+        ss = np.concatenate((s, s + wrap), axis=1)
+        r = rows[:, None]
+        p = self.ring[r, self._k2, jj]
+        known = self.ring_s[r, self._k2, jj] == ss - 1
+        ok = known[:, :S] & known[:, S:]
+        share = self.share[ix] * ok  # 0 for a season that is off
+        return (p[:, S:] - p[:, :S]) * (share[:, :, None] / std[:, None, :]), ok
 
-    def gain(self, rows: np.ndarray) -> np.ndarray:
+    def gain(self, rows: np.ndarray | slice) -> np.ndarray:
         """(B, S, size): how much of each seasonal change the stream has followed, cov / var in [0, 1]."""
         mom = self.s_mom[rows]
         var, cov = mom[:, :, 0], mom[:, :, 1]
-        return np.clip(np.divide(cov, var, out=np.zeros_like(cov), where=var > 0), 0.0, 1.0)
+        g = np.divide(cov, var, out=np.zeros(cov.shape, cov.dtype), where=var > 0)
+        np.maximum(g, 0.0, out=g)
+        return np.minimum(g, 1.0, out=g)
 
-    def _trust(self, rows: np.ndarray, change: np.ndarray) -> None:
+    def _trust(self, ix: slice | np.ndarray, change: np.ndarray) -> None:
         """Regress each stream's scaled change on each seasonal change that preceded it (online).
 
         Both moments start at zero and move at the same rate, so their ratio needs no warm-up.
         """
-        a = (self.s_ok[rows] / TRUST_POINTS)[:, :, None, None]
-        s, mom = self.s_prev[rows], self.s_mom[rows]
-        self.s_mom[rows] = mom + a * (np.stack((s * s, s * change[:, None, :]), axis=2) - mom)
+        a = (self.s_ok[ix] / TRUST_POINTS)[:, :, None, None]
+        s, mom = self.s_prev[ix], self.s_mom[ix]
+        d = np.empty_like(mom)  # (s * s, s * change) - mom, then a * that + mom
+        np.multiply(s, s, out=d[:, :, 0])
+        np.multiply(s, change[:, None, :], out=d[:, :, 1])
+        d -= mom
+        d *= a
+        self.s_mom[ix] = np.add(mom, d, out=d)
 
     def _commit(self, rows: np.ndarray, j: np.ndarray, s: np.ndarray) -> None:
         """Fold each finished slot (the new point is in another one) into its season's profile."""
-        done = (self.pend_n[rows] > 0) & ((j != self.pend_slot[rows]) | (s != self.pend_s[rows]))
-        if not done.any():
+        ix = at(rows)
+        n, slot_j, season = self.pend_n[ix], self.pend_slot[ix], self.pend_s[ix]
+        done = (n > 0) & ((j != slot_j) | (s != season))
+        if not np.count_nonzero(done):
             return
-        b, k = np.nonzero(done)
-        r = rows[b]
-        j, s = self.pend_slot[r, k], self.pend_s[r, k]
-        new, old = self.pend[r, k] / self.pend_n[r, k, None], self.ring[r, k, j]
-        recent = (self.ring_s[r, k, j] == s - 1)[:, None]  # the same slot, one season earlier
-        self.ring[r, k, j] = np.where(recent, old + PROFILE_RATE * (new - old), new)
-        self.ring_s[r, k, j] = s
-        self.pend[r, k], self.pend_n[r, k] = 0.0, 0
+        # every (stream, season) at once; the unfinished ones write their slot back unchanged
+        r, k = rows[:, None], self._k2[:, : self.S]
+        old, old_s = self.ring[r, k, slot_j], self.ring_s[r, k, slot_j]
+        pend, fresh = self.pend[ix], done[:, :, None]
+        new = pend / np.maximum(n, 1)[:, :, None]
+        fold = old + PROFILE_RATE * (new - old)
+        np.copyto(fold, new, where=(old_s != season - 1)[:, :, None])  # unless the slot is a season old
+        np.copyto(old, fold, where=fresh)
+        np.copyto(old_s, season, where=done)
+        self.ring[r, k, slot_j], self.ring_s[r, k, slot_j] = old, old_s
+        np.copyto(pend, 0.0, where=fresh)
+        self.pend[ix], self.pend_n[ix] = pend, n * ~done
 
-    def _pend(self, rows: np.ndarray, ys: np.ndarray, j: np.ndarray, s: np.ndarray) -> None:
-        on = self.period[rows] > 0  # an off season never pends, so never commits
-        self.pend[rows] += ys[:, None, :] * on[:, :, None]
-        self.pend_n[rows] += on
-        self.pend_slot[rows], self.pend_s[rows] = j, s
+    def _pend(self, ix: slice | np.ndarray, ys: np.ndarray, j: np.ndarray, s: np.ndarray) -> None:
+        on = self.period[ix] > 0  # an off season never pends, so never commits
+        self.pend[ix] += ys[:, None, :] * on[:, :, None]
+        self.pend_n[ix] += on
+        self.pend_slot[ix], self.pend_s[ix] = j, s
 
     # ---- inputs ----------------------------------------------------------------------------
 
     def _local(self, ts: np.ndarray) -> np.ndarray:
-        return ts + utc_offset(ts, self.tz)
+        return ts + (utc_offset(ts, self.tz) if self.offset is None else self.offset)
 
     def _out(self, rows: np.ndarray, ts: np.ndarray, seasonal: np.ndarray | None) -> np.ndarray:
+        ix = at(rows)
         out = np.empty((len(rows), self.n_inputs))
         if self.n_calendar:
-            out[:, :4] = calendar(self._local(ts + self.dt[rows])) * self.cal[rows, None]
+            out[:, :4] = calendar(self._local(ts + self.dt[ix])) * self.cal[ix, None]
         if self.S:
-            out[:, self.n_calendar :] = (seasonal * self.gain(rows)).reshape(len(rows), -1)
+            out[:, self.n_calendar :] = (seasonal * self.gain(ix)).reshape(len(rows), -1)
         return out
 
     def features(self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray, std: np.ndarray) -> np.ndarray:
         """The calendar and seasonal inputs (B, n_inputs) for points ys at ts; reads state only."""
-        seasonal = self._seasonal(rows, *self._phase(rows, self._local(ts)), std)[0] if self.S else None
+        seasonal = self._seasonal(rows, *self._phase(at(rows), self._local(ts)), std)[0] if self.S else None
         return self._out(rows, ts, seasonal)
 
     def inputs(
@@ -291,12 +308,13 @@ class Clock:
         self._clock(rows, ts, n)
         if not self.S:
             return self._out(rows, ts, None)
-        j, s = self._phase(rows, self._local(ts))
-        self._trust(rows, (ys - prev) / std)
+        ix = at(rows)
+        j, s = self._phase(ix, self._local(ts))
+        self._trust(ix, (ys - prev) / std)
         self._commit(rows, j, s)
         seasonal, ok = self._seasonal(rows, j, s, std)
-        self.s_prev[rows], self.s_ok[rows] = seasonal, ok
-        self._pend(rows, ys, j, s)
+        self.s_prev[ix], self.s_ok[ix] = seasonal, ok
+        self._pend(ix, ys, j, s)
         return self._out(rows, ts, seasonal)
 
     def describe(self, row: int) -> dict:

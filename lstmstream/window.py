@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rows import at
+
 
 class Window:
     """Windows of k inputs of `size` features for `rows` streams, zero-padded until full."""
@@ -28,16 +30,20 @@ class Window:
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """The windows of `rows` (int array) in time order, oldest first: (B, k, size)."""
-        pos = self.pos[rows]
-        if pos.size and (pos == pos[0]).all():  # common case: one shared offset, a plain slice
-            return self.x[rows, pos[0] : pos[0] + self.k]
+        ix = at(rows)
+        pos = self.pos[ix]
+        if len(rows) == 1 or (pos.size and (pos == pos[0]).all()):  # one shared offset: a plain slice
+            p = int(pos[0])
+            return self.x[ix, p : p + self.k]
         return self.x[rows[:, None], pos[:, None] + np.arange(self.k)]
 
     def push(self, rows: np.ndarray, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> None:
         """Slide: append x (B, size), drop the oldest; (h0, c0) is the state before the new oldest."""
-        pos = self.pos[rows]
-        self.x[rows, pos] = x
-        self.x[rows, pos + self.k] = x
-        self.pos[rows] = (pos + 1) % self.k
-        self.h0[rows] = h0
-        self.c0[rows] = c0
+        ix = at(rows)
+        pos = self.pos[ix]
+        p = int(pos[0]) if isinstance(ix, slice) else pos  # one stream: basic indexing, no scatter
+        self.x[ix, p] = x
+        self.x[ix, p + self.k] = x
+        self.pos[ix] = (pos + 1) % self.k
+        self.h0[ix] = h0
+        self.c0[ix] = c0
