@@ -110,6 +110,10 @@ def bucket_of(key: str, buckets: int) -> int:
     return int.from_bytes(digest, "little") % buckets
 
 
+def shard_name(size: int, bucket: int) -> str:
+    return f"d{size}-b{bucket:03d}.npz"
+
+
 def shard_of(fleet: Fleet, size: int, bucket: int, rows: np.ndarray, generation: int) -> Shard:
     """A copy of the state of `rows` (one bucket of a fleet); the fleet may change right after."""
     meta = {
@@ -121,7 +125,7 @@ def shard_of(fleet: Fleet, size: int, bucket: int, rows: np.ndarray, generation:
         "generation": generation,
     }
     arrays = {n: a[rows] for n, a in fleet.arrays().items()}  # fancy indexing copies
-    return Shard(f"d{size}-b{bucket:03d}.npz", meta, arrays)
+    return Shard(shard_name(size, bucket), meta, arrays)
 
 
 def fsync_dir(path: Path) -> None:
@@ -311,7 +315,7 @@ class Checkpointer:
         self._queue = queue.SimpleQueue()
         if not self._todo:
             self._queue.put(None)
-        planned = {f"d{size}-b{b:03d}.npz" for size, b in self._todo}
+        planned = {shard_name(size, b) for size, b in self._todo}
         self._thread = threading.Thread(
             target=self._writer, args=(self._queue, planned, time.perf_counter()), daemon=True
         )
@@ -347,10 +351,7 @@ class Checkpointer:
 
     def save(self, fleets: Mapping[int, Fleet]) -> bool:
         """A complete save, now (at shutdown); a save under way is cut short first. True if written."""
-        if self._todo:
-            self._todo = []
-            self._queue.put(None)
-        self.wait()
+        self._cut()
         self.start(fleets, budget=float("inf"))
         self.wait()
         return self._ok
@@ -364,10 +365,7 @@ class Checkpointer:
         return not self.busy
 
     def close(self) -> None:
-        if self._todo:
-            self._todo = []
-            self._queue.put(None)
-        self.wait()
+        self._cut()
         self._lock.close()
 
     def __enter__(self) -> Checkpointer:
@@ -375,6 +373,13 @@ class Checkpointer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _cut(self) -> None:
+        """End a save under way: stop copying, let the writer finish what it has, wait for it."""
+        if self._todo:
+            self._todo = []
+            self._queue.put(None)
+        self.wait()
 
     def _bucket_ids(self, fleet: Fleet) -> np.ndarray:
         """The bucket of each row of `fleet` now (streams come, go and move rows between steps)."""

@@ -23,6 +23,7 @@ import click
 from click.core import ParameterSource
 
 from .learner import Settings
+from .season import Clock
 from .shard import parse as parse_shard
 
 ENV_PREFIX = "LSTMSTREAM_"
@@ -65,6 +66,7 @@ RULES = {  # what the command line's option types check, for values from the env
     "forget": (lambda x: 0 <= x <= 1, "in [0, 1]"),
     "interval": (lambda x: 0 < x < 1, "in (0, 1)"),
     "dtype": (lambda x: x in ("float32", "float64"), "float32 or float64"),
+    "season_slots": (lambda x: x >= 1, ">= 1"),
     "max_streams": (lambda x: x >= 1, ">= 1"),
     "stats_every": (lambda x: x > 0, "> 0"),
     "checkpoint_every": (lambda x: x > 0, "> 0"),
@@ -81,7 +83,6 @@ RULES = {  # what the command line's option types check, for values from the env
 def _defaults() -> dict[str, Any]:
     """Every option name with its default, the model's fields included."""
     out = {f.name: f.default for f in dataclasses.fields(Config) if f.name != "settings"}
-    out["sub"] = Config.sub
     out.update(Settings().to_dict())
     return out
 
@@ -136,8 +137,12 @@ def load(
     for name, (ok, rule) in RULES.items():
         if not ok(merged[name]):
             raise ConfigError(f"{name}: {merged[name]!r} is not {rule}")
-    model = {n: merged.pop(n) for n in Settings().to_dict()}
-    return Config(**merged, settings=Settings(**model))
+    model = Settings(**{n: merged.pop(n) for n in Settings().to_dict()})
+    try:  # calendar, tz and season are checked where they are parsed, for every layer alike
+        Clock(model.calendar, model.tz, model.season, model.season_slots, size=1)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return Config(**merged, settings=model)
 
 
 def given(ctx: click.Context, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -192,8 +192,6 @@ class CurveServer:
     def __init__(self, context: zmq.Context, secret_path: str | os.PathLike, clients_dir: str | os.PathLike):
         self.public, self._secret = load_secret(secret_path)
         self.clients_dir = Path(clients_dir)
-        if not self.clients_dir.is_dir():
-            raise CurveError(f"client key directory {self.clients_dir} does not exist")
         keys, problems = load_allowed(self.clients_dir)
         if problems:
             raise CurveError("; ".join(problems))

@@ -142,7 +142,7 @@ class Daemon:
             logs.setup(level)
             self.config = dataclasses.replace(self.config, log_level=level)
             log.info("reloaded: log level %s", level)
-        notify.ready(f"{len(self.home)} streams, serving")
+        self.upkeep.ready(len(self.home))
 
     def restore(self) -> None:
         """The streams saved in the state dir, if any."""
@@ -244,7 +244,7 @@ class Daemon:
         try:
             key, points = wire.decode(frames)
         except Rejected as r:
-            self.reject(r, frames[0] if frames else b"")
+            self.reject(r, frames[0])  # drain() passes at least one frame
             return
         for p in points:
             try:

@@ -129,10 +129,10 @@ def decode(frames: list[bytes]) -> tuple[str, list[Point | Rejected]]:
     return key, out
 
 
-def encode_point(key: str, t: float, v: float | list[float]) -> list[bytes]:
-    return [key.encode(), msgpack.packb({"t": t, "v": v})]
-
-
 def encode(key: str, record: dict) -> list[bytes]:
     """A forecast record (or the stats map) as the two frames of an outgoing message."""
     return [key.encode(), msgpack.packb(record)]
+
+
+def encode_point(key: str, t: float, v: float | list[float]) -> list[bytes]:
+    return encode(key, {"t": t, "v": v})

@@ -74,3 +74,17 @@ def test_only_options_typed_on_the_command_line_count_as_given():
 
     out = CliRunner().invoke(cmd, ["--hidden", "32"]).output
     assert out.strip() == "[('hidden', 32)]"
+
+
+@pytest.mark.parametrize(
+    "layer, message",
+    [
+        ({"LSTMSTREAM_CALENDAR": "zzz"}, r"calendar 'zzz'"),
+        ({"LSTMSTREAM_TZ": "Mars/Olympus"}, r"time zone 'Mars/Olympus'"),
+        ({"LSTMSTREAM_SEASON": "often"}, r"often"),
+        ({"LSTMSTREAM_SEASON_SLOTS": "0"}, r"season_slots"),
+    ],
+)
+def test_calendar_and_season_from_env_or_file_are_checked_at_start(layer, message):
+    with pytest.raises(ConfigError, match=message):
+        load(env=layer)
