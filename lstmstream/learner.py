@@ -12,7 +12,7 @@ Per point y_t of a stream (test, then train):
      towards the scaled change r_t = (y_t - y_{t-1}) / std (or the scaled level, residual=False);
   3. standardise y_t into the input x_t = ((y_t - mean) / std, (y_t - y_{t-1}) / std), plus the
      calendar and seasonal inputs of season.Clock, and slide it into the window;
-  4. advance the state one step with the updated weights: f_{t+1} = y_t + std * W_out h_t + b_out.
+  4. advance the state one step with the updated weights: f_{t+1} = y_t + std * (W_out h_t + b_out).
 The forward is recomputed over the window with the current weights at every update (see README).
 """
 
@@ -28,8 +28,8 @@ import numpy as np
 
 from . import lstm
 from .optim import Adam
-from .rows import at
-from .scaler import Scaler
+from .rows import at, contiguous
+from .scaler import Scaler, floor
 from .season import Clock, span
 from .steps import Steps
 from .window import Window
@@ -167,9 +167,9 @@ class Fleet:
         self.index.update((k, len(self.keys) + i) for i, k in enumerate(new))
         self.keys += new
         rows = np.fromiter((self.index[k] for k in keys), np.int64, len(keys))
-        span = _span(rows)  # appended rows: a slice copies faster than fancy indexing
+        ix = contiguous(rows)  # appended rows: a slice copies faster than fancy indexing
         for n, a in self.arrays().items():
-            a[rows if span is None else span] = arrays[n]
+            a[ix] = arrays[n]
         return rows
 
     @property
@@ -281,9 +281,8 @@ class Fleet:
         sig2 = np.where(seen[:, None], sig2_old + a * (sq - sig2_old), sig2_old)
         ref = np.where((m == 1)[:, None], sig2, sig2_old)  # the first error is its own yardstick
         self.sig2[ix] = sig2
-        floor = 1e-8 + 1e-6 * np.abs(self.scaler.mean[ix])
         with np.errstate(invalid="ignore"):
-            score = np.abs(err) / np.maximum(np.sqrt(ref), floor)
+            score = np.abs(err) / np.maximum(np.sqrt(ref), floor(self.scaler.mean[ix]))
         return err, score[:, 0] if self.size == 1 else np.max(score, axis=1)
 
     def target(self, rows: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -336,8 +335,7 @@ class Fleet:
     def _train_block(self, rows: np.ndarray, target: np.ndarray) -> lstm.Trace:
         """Forward over the window, last-step loss gradient, optimizer step; so few streams that
         their weights stay in cache from the forward through the optimizer."""
-        span = _span(rows)
-        ix = rows if span is None else span  # consecutive rows: work on views, nothing to scatter back
+        ix = contiguous(rows)  # consecutive rows: work on views, nothing to scatter back
         w, state = self.w[ix], {n: a[ix] for n, a in self.adam.items()}
         Wx, Wy = self.layout.blocks(w)
         if self.steps is None:
@@ -347,7 +345,7 @@ class Fleet:
         g = np.empty_like(w)
         lstm.last_step_grads(Wx, Wy, tr, target, *self.layout.blocks(g))
         ok = self.optim.step(w, g, state)
-        if span is None:
+        if isinstance(ix, np.ndarray):  # a gather made copies: scatter them back
             self.w[rows] = w
             for n, a in state.items():
                 self.adam[n][rows] = a
@@ -362,9 +360,7 @@ class Fleet:
 
         keep: store the step's activations for the next update (learning, not forecasting).
         """
-        span = _span(rows)
-        w = self.w[span] if span is not None else self.w[rows]
-        Wx, Wy = self.layout.blocks(w)
+        Wx, Wy = self.layout.blocks(self.w[contiguous(rows)])
         tr = lstm.run(Wx, x[:, None], h, c)
         if keep and self.steps is not None:
             self.steps.keep(rows, (self.window.pos[rows] - 1) % self.settings.window, tr)
@@ -392,7 +388,7 @@ class Fleet:
             t = t + dt
             x = self._features(f, prev, mean, std)
             if self.clock.n_inputs:
-                x = np.concatenate((x, self.clock.features(rows, f, t, std)), axis=1)
+                x = np.concatenate((x, self.clock.features(rows, t, std)), axis=1)
             y_out, h, c = self._advance(rows, x, h, c)
             f, prev = self._level(f, mean, std, y_out), f
             out[:, j] = f
@@ -403,17 +399,6 @@ class Fleet:
         names = ["level", "change"] + ["calendar"] * info["calendar"]
         names += [f"season {span(p)}" for p in info["seasons"]]
         return {**info, "inputs": names}
-
-
-def _span(rows: np.ndarray) -> slice | None:
-    """rows as a slice when they are consecutive and ascending (all streams, in order), else None."""
-    n = len(rows)
-    if n == 0:
-        return None
-    first = int(rows[0])
-    if n == 1 or (int(rows[-1]) - first == n - 1 and bool((rows[1:] > rows[:-1]).all())):
-        return slice(first, first + n)
-    return None
 
 
 def save_init(path, params: dict[str, np.ndarray], info: dict) -> None:

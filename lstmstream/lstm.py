@@ -37,7 +37,7 @@ def _gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
     S[2 * H : 3 * H] = 1.0
     T = (1.0 - S) * (S != 1.0)
     S.flags.writeable = T.flags.writeable = False
-    return S, T.astype(dtype)
+    return S, T
 
 
 def shapes(input_size: int, hidden_size: int, output_size: int = 1) -> dict[str, tuple[int, ...]]:
@@ -94,8 +94,7 @@ class Layout:
     def __init__(self, input_size: int, hidden_size: int, output_size: int = 1):
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.shapes = shapes(input_size, hidden_size, output_size)
-        self.sizes = {n: int(np.prod(s)) for n, s in self.shapes.items()}
-        self.size = sum(self.sizes.values())
+        self.size = sum(int(np.prod(s)) for s in self.shapes.values())
         self.x_shape = (input_size + 1 + hidden_size, 4 * hidden_size)
         self.y_shape = (1 + hidden_size, output_size)
         self.x_size = self.x_shape[0] * self.x_shape[1]

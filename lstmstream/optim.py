@@ -31,29 +31,37 @@ def clip(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarray, np.ndarray]
     return g * scale[:, None].astype(g.dtype), norms
 
 
-def _rows_ok(opt, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
-    """Step only the rows whose gradient is finite; the others, and their state, stay untouched."""
-    norms, scale = _norms_and_scale(g, opt.max_norm)
-    ok = np.isfinite(norms)
-    if np.count_nonzero(ok) == len(ok):  # cheaper than ok.all()
-        opt._apply(w, g, scale, state)
-        return ok
-    idx = np.flatnonzero(ok)
-    sub = {n: a[idx] for n, a in state.items()}
-    w_ok = w[idx]
-    opt._apply(w_ok, g[idx], scale[idx], sub)
-    w[idx] = w_ok
-    for n, a in sub.items():
-        state[n][idx] = a
-    return ok
-
-
 def _per_row(x: np.ndarray, dtype) -> np.ndarray | float:
     """A per-row factor shaped to scale (B, P) rows; a plain float for one row (cheaper to broadcast)."""
     return float(x[0]) if len(x) == 1 else x[:, None].astype(dtype)
 
 
-class SGD:
+class _Optimizer:
+    """The row-wise step shared by the optimizers; a subclass supplies `_apply`."""
+
+    max_norm: float | None
+
+    def step(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
+        """Update w (B, P) and state in place; returns the rows that stepped.
+
+        A row whose gradient is not finite is left untouched, and its step count does not move.
+        """
+        norms, scale = _norms_and_scale(g, self.max_norm)
+        ok = np.isfinite(norms)
+        if np.count_nonzero(ok) == len(ok):  # cheaper than ok.all()
+            self._apply(w, g, scale, state)
+            return ok
+        idx = np.flatnonzero(ok)
+        sub = {n: a[idx] for n, a in state.items()}
+        w_ok = w[idx]
+        self._apply(w_ok, g[idx], scale[idx], sub)
+        w[idx] = w_ok
+        for n, a in sub.items():
+            state[n][idx] = a
+        return ok
+
+
+class SGD(_Optimizer):
     """w <- w - lr * g."""
 
     def __init__(self, lr: float = 1e-2, max_norm: float | None = None):
@@ -62,16 +70,12 @@ class SGD:
     def init_state(self, rows: int, size: int, dtype=np.float64) -> dict[str, np.ndarray]:
         return {"t": np.zeros(rows, np.int64)}
 
-    def step(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
-        """Update w (B, P) in place; returns the rows that stepped (False: non-finite, skipped)."""
-        return _rows_ok(self, w, g, state)
-
     def _apply(self, w: np.ndarray, g: np.ndarray, scale: np.ndarray, state: dict[str, np.ndarray]) -> None:
         w -= g * _per_row(self.lr * scale, w.dtype)
         state["t"] += 1
 
 
-class Adam:
+class Adam(_Optimizer):
     """PyTorch's Adam (same defaults, bias correction and eps placement), per row."""
 
     def __init__(
@@ -89,13 +93,6 @@ class Adam:
             "m": np.zeros((rows, size), dtype),
             "v": np.zeros((rows, size), dtype),
         }
-
-    def step(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
-        """Update w (B, P) and state in place; returns the rows that stepped.
-
-        A row whose gradient is not finite is left untouched, and its step count does not move.
-        """
-        return _rows_ok(self, w, g, state)
 
     def _apply(self, w: np.ndarray, g: np.ndarray, scale: np.ndarray, state: dict[str, np.ndarray]) -> None:
         """One step for rows with finite gradients g, clipped by `scale`: 12 passes over the rows.

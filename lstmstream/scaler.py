@@ -14,6 +14,11 @@ import numpy as np
 from .rows import at
 
 
+def floor(mean: np.ndarray) -> np.ndarray:
+    """The least spread a stream is given around `mean`, so a constant stream never divides by zero."""
+    return 1e-8 + 1e-6 * np.abs(mean)
+
+
 class Scaler:
     """Running mean and variance of `size`-feature points for `rows` streams."""
 
@@ -42,5 +47,4 @@ class Scaler:
     def std(self, rows: np.ndarray) -> np.ndarray:
         """Standard deviation, floored so a constant stream never divides by zero."""
         ix = at(rows)
-        floor = 1e-8 + 1e-6 * np.abs(self.mean[ix])
-        return np.maximum(np.sqrt(self.var[ix]), floor)
+        return np.maximum(np.sqrt(self.var[ix]), floor(self.mean[ix]))

@@ -212,7 +212,7 @@ class Clock:
     def _seasonal(self, rows: np.ndarray, j: np.ndarray, s: np.ndarray, std: np.ndarray):
         """Each season's change over the next interval (B, S, size), and where it is known (B, S).
 
-        (p[j + 1] - p[j]) * dt / width for the slot j of the time: the change to the next slot,
+        (p[j + 1] - p[j]) * dt / (period / slots) for the slot j of the time: the change to the next slot,
         spread over the points of a slot when the ring is coarser than the sampling. Both slots
         of every season are read in one gather: profile values as of one season before.
         """
@@ -290,8 +290,8 @@ class Clock:
             out[:, self.n_calendar :] = (seasonal * self.gain(ix)).reshape(len(rows), -1)
         return out
 
-    def features(self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray, std: np.ndarray) -> np.ndarray:
-        """The calendar and seasonal inputs (B, n_inputs) for points ys at ts; reads state only."""
+    def features(self, rows: np.ndarray, ts: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """The calendar and seasonal inputs (B, n_inputs) for points at ts; reads state only."""
         seasonal = self._seasonal(rows, *self._phase(at(rows), self._local(ts)), std)[0] if self.S else None
         return self._out(rows, ts, seasonal)
 

@@ -1,4 +1,4 @@
-"""The last k steps' activations of many streams, kept as points arrive (Settings.recompute=False).
+"""The last k steps' activations of many streams, kept as points arrive (Fleet(recompute=False)).
 
 With recompute off, an update backpropagates through the activations each step had when its point
 arrived (computed with the weights of that moment) instead of rerunning the window with the
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .lstm import Trace
+from .rows import ring_span
 
 
 class Steps:
@@ -46,10 +47,7 @@ class Steps:
         Steps before a stream's first points are zeros, through which no gradient flows.
         """
         B, k = len(rows), self.k
-        if (pos == pos[0]).all():
-            span = (rows, slice(int(pos[0]), int(pos[0]) + k))
-        else:
-            span = (rows[:, None], pos[:, None] + np.arange(k))
+        span = ring_span(rows, pos, k)
         hx = np.empty((k + 1, B, self.hx.shape[2]), self.hx.dtype)
         hx[:k] = self.hx[span].swapaxes(0, 1)
         I = hx.shape[2] - h.shape[1] - 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rows import at
+from .rows import at, ring_span
 
 
 class Window:
@@ -30,12 +30,7 @@ class Window:
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """The windows of `rows` (int array) in time order, oldest first: (B, k, size)."""
-        ix = at(rows)
-        pos = self.pos[ix]
-        if len(rows) == 1 or (pos.size and (pos == pos[0]).all()):  # one shared offset: a plain slice
-            p = int(pos[0])
-            return self.x[ix, p : p + self.k]
-        return self.x[rows[:, None], pos[:, None] + np.arange(self.k)]
+        return self.x[ring_span(rows, self.pos[at(rows)], self.k)]
 
     def push(self, rows: np.ndarray, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> None:
         """Slide: append x (B, size), drop the oldest; (h0, c0) is the state before the new oldest."""
