@@ -33,6 +33,10 @@ class Config:
     seed: int = 0
     recompute: bool = True
 
+    def settings(self) -> Settings:
+        """The learner's settings for these figures (the rest at their defaults)."""
+        return Settings(hidden=self.hidden, window=self.window, seed=self.seed, dtype=self.dtype)
+
 
 def synthetic(cfg: Config, rounds: int) -> np.ndarray:
     """(rounds, streams) of noisy daily-ish cycles, each stream with its own phase and scale."""
@@ -49,10 +53,9 @@ def bytes_per_stream(fleet: Fleet) -> int:
 
 def measure_fleet(cfg: Config) -> dict:
     """Time `Fleet.learn` on `cfg.streams` synthetic streams; best of `cfg.repeat` runs."""
-    settings = Settings(hidden=cfg.hidden, window=cfg.window, seed=cfg.seed, dtype=cfg.dtype)
     warmup = cfg.window + 2  # past the first point (no update) and a full window
     ys = synthetic(cfg, warmup + cfg.points * cfg.repeat)
-    fleet = Fleet(settings, size=1, recompute=cfg.recompute)
+    fleet = Fleet(cfg.settings(), size=1, recompute=cfg.recompute)
     rows = np.array([fleet.add(f"sensor-{i}") for i in range(cfg.streams)])
     ts = T0 + 60.0 * np.arange(len(ys))  # one point a minute
     for j in range(warmup):
@@ -109,10 +112,10 @@ def render(res: dict) -> str:
     return "\n".join(lines)
 
 
-def run_bench(cfg: Config, as_json: bool, echo=print, measure=measure_fleet) -> dict:
-    """Measure (the learner alone by default; an end-to-end measure returns the same keys), report."""
+def run_bench(cfg: Config, as_json: bool, echo=print, measure=measure_fleet, show=render) -> dict:
+    """Measure (the learner alone by default), report with `show`, then (`as_json`) one JSON line."""
     res = measure(cfg)
-    echo(render(res))
+    echo(show(res))
     if as_json:
         echo(json.dumps(res))
     return res

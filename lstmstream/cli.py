@@ -47,7 +47,7 @@ def eval_command(files, settings: Settings, warmup, forecasts, as_json, plot) ->
 @click.option("--batch", type=click.IntRange(1), default=64, show_default=True, help="Windows per step.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="The model file (.npz) to write.")
 def fit_command(file, settings: Settings, epochs, batch, out) -> None:
-    """Train warm-start weights offline on a history (windows, epochs) for `eval`/`run --init`."""
+    """Train warm-start weights offline on a history (windows, epochs) for `run --init`."""
     from .fit import run_fit
 
     try:

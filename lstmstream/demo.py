@@ -25,7 +25,7 @@ import zmq
 from . import wire
 from .feed import Feed, sensor_feed
 from .replay import replay
-from .tail import ALERT, line
+from .tail import alert, line
 
 PER_DAY = 48
 
@@ -42,10 +42,13 @@ class Summary:
     second_score: float
 
 
-def start_daemon(points: str, forecasts: str) -> subprocess.Popen:
+def start_daemon(tmp: str, *options: str) -> tuple[subprocess.Popen, str, str]:
+    """`lstmstream run` with `options` in a subprocess, bound to ipc:// sockets in the directory
+    `tmp`; returns the process and its points and forecasts endpoints."""
+    points, forecasts = f"ipc://{tmp}/points", f"ipc://{tmp}/forecasts"
     cmd = [sys.executable, "-c", "from lstmstream.cli import main; main()", "run"]
-    cmd += ["--sub", "@" + points, "--pub", "@" + forecasts, "--stats-every", "0.2", "--log-level", "warning"]
-    return subprocess.Popen(cmd)
+    cmd += ["--sub", "@" + points, "--pub", "@" + forecasts, "--log-level", "warning", *options]
+    return subprocess.Popen(cmd), points, forecasts
 
 
 def wait_ready(sock: zmq.Socket, proc: subprocess.Popen, deadline: float) -> None:
@@ -72,8 +75,7 @@ def collect(sock: zmq.Socket, expected: int, deadline: float, out: TextIO) -> di
         rec = wire.unpack(payload)
         got[key].append(rec)
         total += 1
-        alert = rec["score"] is not None and rec["score"] >= ALERT
-        if rec["n"] % (2 * PER_DAY) == 0 or alert:
+        if rec["n"] % (2 * PER_DAY) == 0 or alert(rec):
             print(f"{_when(rec['t'])}  {line(key, rec)}", file=out, flush=True)
     return got
 
@@ -141,8 +143,7 @@ def demo(out: TextIO = sys.stdout, days: int = 14, timeout: float = 50.0) -> lis
     ctx = zmq.Context.instance()
     errors: list[BaseException] = []
     with tempfile.TemporaryDirectory(prefix="lstmstream-demo-") as tmp:
-        points, forecasts = f"ipc://{tmp}/points", f"ipc://{tmp}/forecasts"
-        proc = start_daemon(points, forecasts)
+        proc, points, forecasts = start_daemon(tmp, "--stats-every", "0.2")
         sock = ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.connect(forecasts)

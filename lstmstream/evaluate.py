@@ -52,13 +52,15 @@ def load(paths: Iterable[str | Path], on_error=csvio.report_to_stderr) -> list[S
     streams = []
     for key, pts in points.items():
         size = len(np.atleast_1d(pts[0].v))
-        good = [p for p in pts if len(np.atleast_1d(p.v)) == size]
+        t, y = [], []
         for p in pts:
-            if len(np.atleast_1d(p.v)) != size:
-                on_error(owner[key], p.line, f"{len(np.atleast_1d(p.v))} values, stream {key!r} has {size}")
-        t = np.array([p.t for p in good], np.float64)
-        y = np.array([np.atleast_1d(p.v) for p in good], np.float64)
-        streams.append(Stream(key, t, y))
+            v = np.atleast_1d(p.v)
+            if len(v) != size:
+                on_error(owner[key], p.line, f"{len(v)} values, stream {key!r} has {size}")
+                continue
+            t.append(p.t)
+            y.append(v)
+        streams.append(Stream(key, np.array(t, np.float64), np.array(y, np.float64)))
     return streams
 
 
@@ -66,7 +68,6 @@ def load(paths: Iterable[str | Path], on_error=csvio.report_to_stderr) -> list[S
 class Tally:
     """Running error sums of a group of streams (one entry per stream)."""
 
-    size: int
     count: int
     scored: np.ndarray = field(init=False)
     abs_err: np.ndarray = field(init=False)
@@ -118,7 +119,7 @@ def evaluate_group(
     T = np.zeros((len(streams), lengths.max()))
     for m, s in enumerate(streams):
         Y[m, : lengths[m]], T[m, : lengths[m]] = s.y, s.t
-    tally = Tally(size, len(streams))
+    tally = Tally(len(streams))
     lo = np.full((len(streams), size), -np.inf)
     hi = np.full((len(streams), size), np.inf)
     secs = 0.0

@@ -17,11 +17,9 @@ not depend on what else the machine is doing.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,8 +29,9 @@ import numpy as np
 import zmq
 
 from . import wire
-from .bench import T0, Config, bytes_per_stream, machine, synthetic
-from .learner import Fleet, Settings
+from .bench import T0, Config, bytes_per_stream, machine, run_bench, synthetic
+from .demo import start_daemon
+from .learner import Fleet
 from .replay import Publisher
 
 WAIT = 30.0  # seconds without progress before a phase gives up (and counts what is missing)
@@ -89,10 +88,7 @@ class Rig:
         # Sensors take turns in no particular order: each round in its own shuffled order.
         order = np.concatenate([j * streams + rng.permutation(streams) for j in range(rounds)])
         msgs = [
-            [
-                self.keys[k % streams].encode(),
-                msgpack.packb({"t": T0 + STEP * (first + k // streams), "v": float(y)}),
-            ]
+            wire.encode_point(self.keys[k % streams], T0 + STEP * (first + k // streams), float(y))
             for k, y in zip(order.tolist(), ys.ravel()[order].tolist(), strict=True)
         ]
         n = len(msgs)
@@ -164,12 +160,9 @@ class Rig:
 
 
 def start(cfg: Config, tmp: str) -> tuple[subprocess.Popen, str, str]:
-    points, forecasts = f"ipc://{tmp}/points", f"ipc://{tmp}/forecasts"
-    cmd = [sys.executable, "-c", "from lstmstream.cli import main; main()", "run"]
-    cmd += ["--sub", "@" + points, "--pub", "@" + forecasts, "--stats-every", "0.5", "--log-level", "warning"]
-    cmd += ["--hidden", str(cfg.hidden), "--window", str(cfg.window), "--dtype", cfg.dtype]
-    cmd += ["--seed", str(cfg.seed), "--max-streams", str(max(cfg.streams, 10_000))]
-    return subprocess.Popen(cmd), points, forecasts
+    options = ["--stats-every", "0.5", "--hidden", str(cfg.hidden), "--window", str(cfg.window)]
+    options += ["--dtype", cfg.dtype, "--seed", str(cfg.seed), "--max-streams", str(max(cfg.streams, 10_000))]
+    return start_daemon(tmp, *options)
 
 
 def connect(ctx: zmq.Context, proc: subprocess.Popen, forecasts: str) -> zmq.Socket:
@@ -235,8 +228,7 @@ def report(
     got = n - flat.lost
     elapsed = float(np.nanmax(flat.got_at) - np.nanmin(flat.sent_at)) if got else 0.0
     span = float(np.nanmax(timed.sent_at) - np.nanmin(timed.sent_at)) if len(timed.sent_at) > 1 else 0.0
-    settings = Settings(hidden=cfg.hidden, window=cfg.window, seed=cfg.seed, dtype=cfg.dtype)
-    fleet = Fleet(settings, size=1)
+    fleet = Fleet(cfg.settings(), size=1)
     fleet.add("sensor-0")
     return {
         **{k: v for k, v in asdict(cfg).items() if k not in ("repeat", "recompute")},
@@ -289,8 +281,4 @@ def render(res: dict) -> str:
 
 
 def run_e2e(cfg: Config, load: Load, as_json: bool, echo=print) -> dict:
-    res = measure_e2e(cfg, load)
-    echo(render(res))
-    if as_json:
-        echo(json.dumps(res))
-    return res
+    return run_bench(cfg, as_json, echo, lambda c: measure_e2e(c, load), render)

@@ -27,9 +27,12 @@ def attach(sock: zmq.Socket, spec: str) -> str:
     return addr
 
 
-def serve(frontend: str, backend: str, log=None) -> int:
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def serve(frontend: str, backend: str) -> int:
     """Forward until SIGTERM or SIGINT; returns the exit status (0)."""
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -28,7 +28,7 @@ log = logging.getLogger("lstmstream.record")
 
 def listen(
     spec: str,
-    prefixes: list[str],
+    prefix: str,
     duration: float | None = None,
     ctx: zmq.Context | None = None,
     curve: ClientKeys | None = None,
@@ -38,8 +38,7 @@ def listen(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(True))
     sock = (ctx or zmq.Context.instance()).socket(zmq.SUB)
-    for prefix in prefixes:
-        sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
     if curve is not None:
         curve.apply(sock)
     how, addr = endpoint(spec, "connect")
@@ -115,7 +114,7 @@ def record(
     curve: ClientKeys | None = None,
 ) -> Recorder:
     rec = Recorder(out)
-    for key, payload in listen(spec, [prefix], duration, curve=curve):
+    for key, payload in listen(spec, prefix, duration, curve=curve):
         rec.write(key, payload)
         if count is not None and rec.rows >= count:
             break

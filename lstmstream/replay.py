@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import click
 import zmq
@@ -96,9 +96,8 @@ def replay(
         pub.wait_for_subscriber()
         due = pacing(points, rate, speed)
         start = time.monotonic()
-        items: Iterable = enumerate(points)
         with click.progressbar(
-            items, length=len(points), label="replay", file=sys.stderr, hidden=not progress
+            enumerate(points), length=len(points), label="replay", file=sys.stderr, hidden=not progress
         ) as bar:
             for i, p in bar:
                 if due is not None:

@@ -19,13 +19,18 @@ def _num(v: object) -> str:
     return f"{v:.4g}"
 
 
+def alert(record: dict) -> bool:
+    """Whether a forecast's anomaly score is high enough to be marked."""
+    score = record.get("score")
+    return score is not None and score >= ALERT
+
+
 def line(key: str, record: dict) -> str:
     """`key  t=…  v=…  [lo .. hi]  err=…  score=…  n=…`, with `!` for a high anomaly score."""
-    score = record.get("score")
-    mark = "  !" if score is not None and score >= ALERT else ""
+    mark = "  !" if alert(record) else ""
     return (
         f"{key}  t={record['t']}  v={_num(record['v'])}  [{_num(record['lo'])} .. {_num(record['hi'])}]"
-        f"  err={_num(record['err'])}  score={_num(score)}  n={record['n']}{mark}"
+        f"  err={_num(record['err'])}  score={_num(record.get('score'))}  n={record['n']}{mark}"
     )
 
 
@@ -43,7 +48,7 @@ def tail(
 ) -> int:
     """Print what arrives under `prefix` until interrupted (or `count` forecasts); returns the count."""
     seen = 0
-    for key, payload in listen(spec, [prefix], curve=curve):
+    for key, payload in listen(spec, prefix, curve=curve):
         if not isinstance(payload, dict):
             continue
         if as_json:
