@@ -7,9 +7,12 @@ import sys
 import click
 
 from . import __version__
+from .config import Config as DaemonConfig
 from .learner import Settings
 from .options import model_options
 from .secure import client_options
+
+RUN = DaemonConfig()  # the daemon's defaults, shown by `run --help`; config.py holds them
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,13 +69,13 @@ def fit_command(file, settings: Settings, epochs, batch, out) -> None:
 @click.option(
     "--sub",
     multiple=True,
-    default=("@tcp://127.0.0.1:5555",),
+    default=RUN.sub,
     show_default=True,
     help="Where points come in (repeatable); @ binds, > connects, bare connects.",
 )
 @click.option(
     "--pub",
-    default="@tcp://127.0.0.1:5556",
+    default=RUN.pub,
     show_default=True,
     help="Where forecasts go out; @ binds, > connects, bare binds.",
 )
@@ -80,7 +83,7 @@ def fit_command(file, settings: Settings, epochs, batch, out) -> None:
 @click.option(
     "--checkpoint-every",
     type=click.FloatRange(0, min_open=True),
-    default=30.0,
+    default=RUN.checkpoint_every,
     show_default=True,
     help="Seconds between checkpoints to --state-dir (one is also written on SIGTERM/SIGINT).",
 )
@@ -93,27 +96,27 @@ def fit_command(file, settings: Settings, epochs, batch, out) -> None:
 @click.option(
     "--max-streams",
     type=click.IntRange(1),
-    default=10_000,
+    default=RUN.max_streams,
     show_default=True,
     help="New keys past this many streams are rejected.",
 )
 @click.option(
     "--stats-every",
     type=click.FloatRange(0, min_open=True),
-    default=10.0,
+    default=RUN.stats_every,
     show_default=True,
     help="Seconds between $stats messages.",
 )
 @click.option(
     "--max-msg-size",
     type=click.IntRange(1),
-    default=65_536,
+    default=RUN.max_msg_size,
     show_default=True,
     help="Bigger incoming messages are refused by ZeroMQ.",
 )
 @click.option(
     "--shard",
-    default="0/1",
+    default=RUN.shard,
     show_default=True,
     metavar="I/N",
     help="Serve only the keys whose stable hash falls in shard I of N (the rest are ignored).",
@@ -129,7 +132,10 @@ def fit_command(file, settings: Settings, epochs, batch, out) -> None:
     help="Directory of admitted client public keys (*.key); reloaded on SIGHUP.",
 )
 @click.option(
-    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default=RUN.log_level,
+    show_default=True,
 )
 def run_command(config_file, settings: Settings, **options) -> None:
     """Serve: learn every stream that arrives on --sub, publish forecasts on --pub."""
