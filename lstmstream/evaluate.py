@@ -47,7 +47,7 @@ def load(paths: Iterable[str | Path], on_error=csvio.report_to_stderr) -> list[S
     for path in paths:
         for p in csvio.read_points(path, on_error=on_error, ordered=False):
             if owner.setdefault(p.key, str(path)) != str(path):
-                raise click.UsageError(f"stream {p.key!r} is in both {owner[p.key]} and {path}")
+                raise ValueError(f"stream {p.key!r} is in both {owner[p.key]} and {path}")
             points.setdefault(p.key, []).append(p)
     streams = []
     for key, pts in points.items():
@@ -203,7 +203,7 @@ def evaluate(
     """The whole `eval`: {"settings", "warmup", "streams": {key: figures}, "overall": figures}."""
     streams = load(paths)
     if not streams:
-        raise click.UsageError("no points to evaluate")
+        raise ValueError("no points to evaluate")
     writer = csvio.ForecastWriter(forecasts) if forecasts is not None else None
     groups: dict[int, list[Stream]] = {}
     for s in streams:

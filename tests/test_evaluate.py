@@ -140,6 +140,18 @@ def test_eval_refuses_a_file_without_a_known_header(tmp_path):
     assert "header" in r.stderr
 
 
+def test_eval_refuses_no_points_and_a_stream_split_over_two_files(tmp_path):
+    (tmp_path / "empty.csv").write_text("timestamp,value\n")
+    r = run_cli("eval", str(tmp_path / "empty.csv"))
+    assert r.returncode == 1
+    assert "no points to evaluate" in r.stderr
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text("key,t,v\nroom,1,2.5\n")
+    r = run_cli("eval", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"))
+    assert r.returncode == 1
+    assert "'room' is in both" in r.stderr
+
+
 def test_plot_draws_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     write_nab(tmp_path / "p.csv", sine(80))
