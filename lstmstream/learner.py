@@ -29,7 +29,7 @@ import numpy as np
 from . import lstm
 from .optim import Adam
 from .rows import at, contiguous
-from .scaler import Scaler, floor
+from .scaler import Scaler, rate, spread
 from .season import Clock, span
 from .steps import Steps
 from .window import Window
@@ -246,20 +246,21 @@ class Fleet:
         ys = np.asarray(ys, self.dtype).reshape(len(rows), self.size)
         ix = at(rows)  # reads through ix are views for one stream: read before writing
         n_prev = self.scaler.n[ix].copy()
-        seen = n_prev > 0
+        least = _least(n_prev)  # > 0: no stream is on its first point, the common case
+        floor, std = spread(self.scaler.mean[ix], self.scaler.var[ix])
 
-        err, score = self._score(ix, ys, seen, n_prev)
-        n_seen = np.count_nonzero(seen)  # cheaper than .all() / .any()
-        if n_seen == len(rows):
-            h, c, h0, c0 = self._train(rows, self.target(rows, ys))
+        err, score = self._score(ix, ys, n_prev, least, floor)
+        target = self._target(ix, ys, std)
+        if least > 0:
+            h, c, h0, c0 = self._train(rows, target)
         else:
+            seen = n_prev > 0
             h, c = self.h[rows], self.c[rows]
             h0, c0 = self.window.h0[rows], self.window.c0[rows]
-            if n_seen:
-                known = rows[seen]
-                h[seen], c[seen], h0[seen], c0[seen] = self._train(known, self.target(known, ys[seen]))
+            if np.count_nonzero(seen):
+                h[seen], c[seen], h0[seen], c0[seen] = self._train(rows[seen], target[seen])
 
-        x, mean, std = self._observe(rows, ys, ts, n_prev)
+        x, mean, std = self._observe(rows, ix, ys, ts, n_prev, least)
         self.window.push(rows, x, h0, c0)
         out, h, c = self._advance(rows, x, h, c, keep=True)
         fc = self._level(ys, mean, std, out)
@@ -268,50 +269,80 @@ class Fleet:
         return Step(rows, np.asarray(ts, np.float64), fc, fc - half, fc + half, err, score, n_prev + 1)
 
     def _score(
-        self, ix: slice | np.ndarray, ys: np.ndarray, seen: np.ndarray, m: np.ndarray
+        self, ix: slice | np.ndarray, ys: np.ndarray, m: np.ndarray, least: int, floor: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Error of the pending forecasts, the anomaly score, and the running error variance.
 
-        m: errors seen so far, this one included (the points seen before it).
+        m: errors seen so far, this one included (the points seen before it); least: min(m);
+        floor: the streams' least spread.
         """
-        err = np.where(seen[:, None], ys - self.fc[ix], np.nan)
-        a = np.maximum(1.0 / np.maximum(m, 1), 0.01)[:, None]
         sig2_old = self.sig2[ix]
+        err = ys - self.fc[ix]
+        if least > 0:
+            a = rate(m, 0.01, np.float64)
+        else:  # some stream's first point: no forecast to score, its variance stays
+            seen = (m > 0)[:, None]
+            err = np.where(seen, err, np.nan)
+            a = rate(np.maximum(m, 1), 0.01, np.float64)
         sq = np.fmax(np.square(err), 0.0)  # fmax drops NaN: a first point adds 0
-        sig2 = np.where(seen[:, None], sig2_old + a * (sq - sig2_old), sig2_old)
-        ref = np.where((m == 1)[:, None], sig2, sig2_old)  # the first error is its own yardstick
+        sig2 = sig2_old + a * (sq - sig2_old)
+        if least < 1:
+            sig2 = np.where(seen, sig2, sig2_old)
+        # the first error is its own yardstick; in float64 like the new variances
+        ref = sig2_old if least > 1 else np.where((m == 1)[:, None], sig2, sig2_old)
+        sigma = np.maximum(np.sqrt(ref, dtype=np.float64), floor)  # before sig2_old, a view, is written
         self.sig2[ix] = sig2
-        with np.errstate(invalid="ignore"):
-            score = np.abs(err) / np.maximum(np.sqrt(ref), floor(self.scaler.mean[ix]))
+        score = np.abs(err) / sigma  # NaN on a first point
         return err, score[:, 0] if self.size == 1 else np.max(score, axis=1)
 
     def target(self, rows: np.ndarray, ys: np.ndarray) -> np.ndarray:
         """What the model learns to output for the new points ys (B, size), before `observe`s them."""
-        ix = at(rows)
+        return self._target(at(rows), ys, self.scaler.std(rows))
+
+    def _target(self, ix: slice | np.ndarray, ys: np.ndarray, std: np.ndarray) -> np.ndarray:
         base = self.last_y[ix] if self.settings.residual else self.scaler.mean[ix]
-        return (ys - base) / self.scaler.std(rows)
+        return (ys - base) / std
 
     def observe(self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Take the new points into each stream's running statistics; returns their inputs (B, I)."""
-        return self._observe(rows, ys, ts, self.scaler.n[rows])[0]
+        ix = at(rows)
+        n = self.scaler.n[ix].copy()
+        return self._observe(rows, ix, ys, ts, n, _least(n))[0]
 
     def _observe(
-        self, rows: np.ndarray, ys: np.ndarray, ts: np.ndarray, n: np.ndarray
+        self,
+        rows: np.ndarray,
+        ix: slice | np.ndarray,
+        ys: np.ndarray,
+        ts: np.ndarray,
+        n: np.ndarray,
+        least: int,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """observe (n: points seen before), also returning the updated means and stds."""
-        ix = at(rows)
-        self.scaler.update(rows, ys)
-        prev = np.where((n > 0)[:, None], self.last_y[ix], ys)
-        mean, std = self.scaler.mean[ix], self.scaler.std(rows)
-        x = self._features(ys, prev, mean, std)
-        if self.clock.n_inputs:
-            x = np.concatenate((x, self.clock.inputs(rows, ys, prev, ts, std, n)), axis=1)
+        """observe (ix = at(rows); n: points seen before, least: min(n)), also returning the new
+        means and stds."""
+        mean, var = self.scaler.update_at(ix, ys)
+        std = spread(mean, var)[1]
+        prev = self.last_y[ix] if least > 0 else np.where((n > 0)[:, None], self.last_y[ix], ys)
+        extra = self.clock.inputs(rows, ys, prev, ts, std, n) if self.clock.n_inputs else None
+        x = self._features(ys, prev, mean, std, extra)
         self.last_y[ix] = ys
         self.last_t[ix] = ts
         return x, mean, std
 
-    def _features(self, y: np.ndarray, prev: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-        return np.concatenate(((y - mean) / std, (y - prev) / std), axis=1)
+    def _features(
+        self, y: np.ndarray, prev: np.ndarray, mean: np.ndarray, std: np.ndarray, extra: np.ndarray | None
+    ) -> np.ndarray:
+        """The inputs (B, I): level and change, standardised, then the clock's `extra` inputs.
+
+        Written into one array (of the clock's wider dtype, as a concatenation would give)."""
+        D = self.size
+        dtype = self.dtype if extra is None else np.promote_types(self.dtype, extra.dtype)
+        x = np.empty((len(y), self.inputs), dtype)
+        x[:, :D] = (y - mean) / std
+        x[:, D : 2 * D] = (y - prev) / std
+        if extra is not None:
+            x[:, 2 * D :] = extra
+        return x
 
     def _level(self, y: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Turn the model's scaled output back into a forecast of the next value."""
@@ -324,7 +355,8 @@ class Fleet:
         """
         if len(rows) <= self.BLOCK:
             tr = self._train_block(rows, target)
-            return tr.hs[-1], tr.cs[-1], tr.hs[1], tr.cs[1]
+            hs = tr.hs
+            return hs[-1], tr.cs[-1], hs[1], tr.cs[1]
         out = np.empty((4, len(rows), self.settings.hidden), self.dtype)
         for lo in range(0, len(rows), self.BLOCK):
             part = slice(lo, lo + self.BLOCK)
@@ -386,9 +418,8 @@ class Fleet:
         t, dt = self.last_t[rows], self.clock.dt[rows]
         for j in range(1, out.shape[1]):
             t = t + dt
-            x = self._features(f, prev, mean, std)
-            if self.clock.n_inputs:
-                x = np.concatenate((x, self.clock.features(rows, t, std)), axis=1)
+            extra = self.clock.features(rows, t, std) if self.clock.n_inputs else None
+            x = self._features(f, prev, mean, std, extra)
             y_out, h, c = self._advance(rows, x, h, c)
             f, prev = self._level(f, mean, std, y_out), f
             out[:, j] = f
@@ -399,6 +430,11 @@ class Fleet:
         names = ["level", "change"] + ["calendar"] * info["calendar"]
         names += [f"season {span(p)}" for p in info["seasons"]]
         return {**info, "inputs": names}
+
+
+def _least(n: np.ndarray) -> int:
+    """min(n) (points seen before, per stream) without a reduction for one stream."""
+    return int(n[0]) if len(n) == 1 else int(n.min(initial=np.iinfo(np.int64).max))
 
 
 def save_init(path, params: dict[str, np.ndarray], info: dict) -> None:
@@ -450,6 +486,7 @@ class Forecaster:
         self.init = load_init(init) if isinstance(init, str | Path) else init
         self.fleet: Fleet | None = None
         self.last: Step | None = None
+        self._row = np.zeros(1, np.int64)  # the fleet's only stream
 
     @property
     def n(self) -> int:
@@ -457,20 +494,21 @@ class Forecaster:
 
     def learn_one(self, y: float | list[float], t: float | None = None) -> None:
         """Test-then-train on one point (a number, or a list for a multivariate stream)."""
-        y = np.atleast_1d(np.asarray(y, np.float64))
+        y = np.asarray(y, np.float64).reshape(1, -1)
         if self.fleet is None:
-            self.fleet = Fleet(self.settings, size=len(y), init=self.init)
+            self.fleet = Fleet(self.settings, size=y.shape[1], init=self.init)
             self.fleet.add(self.key)
-        if len(y) != self.fleet.size:
-            raise ValueError(f"point has {len(y)} values, the stream has {self.fleet.size}")
-        if not np.isfinite(y).all():
+        if y.shape[1] != self.fleet.size:
+            raise ValueError(f"point has {y.shape[1]} values, the stream has {self.fleet.size}")
+        if np.count_nonzero(np.isfinite(y)) < y.shape[1]:  # cheaper than .all()
             raise ValueError("non-finite value")
         ts = np.array([float(self.n if t is None else t)])
-        self.last = self.fleet.learn(np.zeros(1, np.int64), y[None], ts)
+        self.last = self.fleet.learn(self._row, y, ts)
 
     def forecast(self, horizon: int = 1) -> list:
         """The next `horizon` values (numbers, or lists for a multivariate stream)."""
         if self.fleet is None:
             raise RuntimeError("forecast before the first point")
-        out = self.fleet.forecast(np.zeros(1, np.int64), horizon)[0]
-        return [float(v[0]) if self.fleet.size == 1 else v.tolist() for v in out]
+        # one step ahead is the stored forecast: read it without building a horizon array
+        out = self.fleet.fc[:1] if horizon == 1 else self.fleet.forecast(self._row, horizon)[0]
+        return (out[:, 0] if self.fleet.size == 1 else out).tolist()

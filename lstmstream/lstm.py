@@ -17,27 +17,22 @@ Speed comes from few NumPy calls per step (each costs ~0.5 µs, more than the ar
 stream): a flat row stores the gate weights as one block Wx = [W_ih^T; b; W_hh^T] (I+1+H, 4H)
 and the head as Wy = [b_out; W_out^T] (1+H, O), so one matmul of [x_t, 1, h_{t-1}] gives all
 gates with their bias, one matmul gives every gate gradient, and the buffers are time-major so
-each step's operands are ready-made views.
+each step's operands are views. Making those views costs about as much as the steps' arithmetic
+for one stream, so a call's buffers and views are made once per shape and reused (see `_lend`).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+import sys
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 NAMES = ("W_ih", "W_hh", "b", "W_out", "b_out")
-
-
-@lru_cache(maxsize=64)
-def _gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """sigmoid(z) = 0.5 * tanh(z / 2) + 0.5, so one tanh serves all four gates: act = tanh(S z) * S + T."""
-    S = np.full(4 * H, 0.5, dtype)
-    S[2 * H : 3 * H] = 1.0
-    T = (1.0 - S) * (S != 1.0)
-    S.flags.writeable = T.flags.writeable = False
-    return S, T
 
 
 def shapes(input_size: int, hidden_size: int, output_size: int = 1) -> dict[str, tuple[int, ...]]:
@@ -134,39 +129,97 @@ class Trace:
         return self.hx[:, :, self.inputs + 1 :]
 
 
+@lru_cache(maxsize=64)
+def _gate_scale(H: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """sigmoid(z) = 0.5 * tanh(z / 2) + 0.5, so one tanh serves all four gates: act = tanh(S z) * S + T."""
+    S = np.full(4 * H, 0.5, dtype)
+    S[2 * H : 3 * H] = 1.0
+    T = (1.0 - S) * (S != 1.0)
+    S.flags.writeable = T.flags.writeable = False
+    return S, T
+
+
+_kept = threading.local()  # per thread: {(make, *shape): [(work, refs of its owner when free)]}
+_SHAPES = 8  # shapes kept per thread, the least recently used dropped first
+
+
+def _lend(make, *shape) -> tuple:
+    """make(*shape) -> (owner, ...): a call's work arrays, and each step's operands as views of them.
+
+    Made once per shape and lent again only when nothing returned by an earlier call still refers
+    to the owner (its reference count is what the kept views alone give it), so no result is ever
+    overwritten. Two per shape, so that a caller may still hold the previous result.
+    """
+    kept, key = _kept.__dict__, (make, *shape)
+    works = kept.pop(key, [])
+    kept[key] = works  # most recently used last
+    for work, refs in works:
+        if sys.getrefcount(work[0]) == refs:
+            return work
+    work = make(*shape)
+    works[:] = [*works[-1:], (work, sys.getrefcount(work[0]))]
+    if len(kept) > _SHAPES:
+        del kept[next(iter(kept))]
+    return work
+
+
+def _carve(dtype: np.dtype, *shapes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """(owner, *arrays): arrays of these shapes, each contiguous, as views into one owner buffer."""
+    sizes = [math.prod(s) for s in shapes]
+    owner = np.empty(sum(sizes), dtype)
+    ends = itertools.accumulate(sizes)
+    return owner, *(owner[e - n : e].reshape(s) for s, n, e in zip(shapes, sizes, ends, strict=True))
+
+
+def _forward_work(B: int, k: int, I: int, H: int, dtype: np.dtype) -> tuple:
+    """A forward's arrays (those of Trace, and i * g) and the views each step reads and writes."""
+    owner, hx, cs, tcs, act, ig = _carve(
+        dtype, (k + 1, B, I + 1 + H), (k + 1, B, H), (k, B, H), (k, B, 4 * H), (B, H)
+    )
+    hx[:, :, I] = 1.0
+    gates = [act[..., j * H : (j + 1) * H] for j in range(4)]
+    state = cs[:k], cs[1:], tcs, hx[1:, :, I + 1 :]
+    if B == 1:  # plain vectors: np.dot on 1-D operands is the cheapest call
+        steps = zip(hx[:k, 0], act[:, 0], act[:, 0], *(v[:, 0] for v in (*gates, *state)), strict=True)
+        ig = ig[0]
+    else:  # the matmul wants (B, 1, .) rows; reshaped, not [:, None]: a 0 stride slows it down
+        rows = hx[:k].reshape(k, B, 1, -1), act.reshape(k, B, 1, -1)
+        steps = zip(*rows, act, *gates, *state, strict=True)
+    inputs = hx[:k, :, :I], hx[0, :, I + 1 :], cs[0]
+    return owner, (hx, cs, tcs, act), list(steps), ig, inputs
+
+
 def run(Wx: np.ndarray, xs: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> Trace:
     """The recurrence of B models with gate blocks Wx over windows xs (B, k, I) from (h0, c0)."""
     B, k, I = xs.shape
     H = h0.shape[-1]
+    _, arrays, steps, ig, (x_in, h_in, c_in) = _lend(_forward_work, B, k, I, H, xs.dtype)
+    np.copyto(x_in, xs.swapaxes(0, 1))
+    np.copyto(h_in, h0)
+    np.copyto(c_in, c0)
     S, T = _gate_scale(H, xs.dtype)
     # The sigmoid's 1/2 goes into the weights once per window, or for a single step into the 4H
     # pre-activations, which is cheaper; S is a power of two, so both give the same bits.
     Ws = Wx * S if k > 1 else Wx
-    hx = np.empty((k + 1, B, I + 1 + H), xs.dtype)
-    hx[:k, :, :I] = xs.swapaxes(0, 1)
-    hx[:, :, I] = 1.0
-    hx[0, :, I + 1 :] = h0
-    cs = np.empty((k + 1, B, H), xs.dtype)
-    cs[0] = c0
-    tcs = np.empty((k, B, H), xs.dtype)
-    act = np.empty((k, B, 4 * H), xs.dtype)
-    ig = np.empty((B, H), xs.dtype)
-    if B == 1:  # plain vectors: np.dot on 1-D operands is the cheapest call
-        ig = ig[0]
-        steps = zip(
-            hx[:, 0], act[:, 0], act[:, 0], cs[:, 0], cs[1:, 0], tcs[:, 0], hx[1:, 0, I + 1 :], strict=False
-        )
+    if B == 1:
         mm, W = np.dot, Ws[0]
     else:
-        S, T = np.broadcast_to(S, (B, 4 * H)).copy(), np.broadcast_to(T, (B, 4 * H)).copy()
-        steps = zip(hx[:, :, None], act, act[:, :, None], cs, cs[1:], tcs, hx[1:, :, I + 1 :], strict=False)
         mm, W = np.matmul, Ws
-    for x, a, a_out, cp, c, tc, h in steps:
-        mm(x, W, out=a_out)
+        S, T = np.broadcast_to(S, (B, 4 * H)).copy(), np.broadcast_to(T, (B, 4 * H)).copy()
+    mul, add, tanh = np.multiply, np.add, np.tanh
+    for x, a_out, a, i, f, g, o, cp, c, tc, h in steps:
+        mm(x, W, a_out)
         if k == 1:
-            np.multiply(a, S, out=a)
-        _cell(a, cp, c, tc, h, ig, S, T, H)
-    return Trace(hx, cs, tcs, act)
+            mul(a, S, a)
+        tanh(a, a)
+        mul(a, S, a)
+        add(a, T, a)
+        mul(f, cp, c)
+        mul(i, g, ig)
+        add(c, ig, c)
+        tanh(c, tc)
+        mul(o, tc, h)
+    return Trace(*(v[:] for v in arrays))  # new views: while they live, the arrays are not lent again
 
 
 def output(Wy: np.ndarray, tr: Trace) -> np.ndarray:
@@ -177,16 +230,44 @@ def output(Wy: np.ndarray, tr: Trace) -> np.ndarray:
     return (hk[:, None] @ Wy)[:, 0]
 
 
-def _cell(a, cp, c, tc, h, ig, S, T, H: int) -> None:
-    """Gates a (pre-activations in, activations out), then c, tanh(c) and h, all in place."""
-    np.tanh(a, out=a)
-    np.multiply(a, S, out=a)
-    np.add(a, T, out=a)
-    np.multiply(a[..., H : 2 * H], cp, out=c)
-    np.multiply(a[..., :H], a[..., 2 * H : 3 * H], out=ig)
-    np.add(c, ig, out=c)
-    np.tanh(c, out=tc)
-    np.multiply(a[..., 3 * H :], tc, out=h)
+def _factors(tr: Trace, F: np.ndarray) -> None:
+    """Per step, what dc_t and dh_t are multiplied by, into F (k, 6, B, H) = (f, u_i, u_f, u_g, v, w):
+
+    dz_(i, f, g) = dc_t * u with u = (g i', c_{t-1} f', i g'),  dz_o = dh_t * v with v = tanh(c_t) o',
+    dc_t = f_{t+1} dc_{t+1} + dh_t * w with w = o tanh'(c_t),
+
+    where ' is each activation's derivative as a function of its pre-activation. Each factor of a
+    step is one contiguous (B, H) block.
+    """
+    k, B, H4 = tr.act.shape
+    a = tr.act.reshape(k, B, 4, H4 // 4)
+    f, g = a[:, :, 1], a[:, :, 2]
+    ds = 1.0 - a
+    ds *= a  # sigmoid' = s (1 - s) for i, f and o (the g row is unused)
+    F[:, 0] = f
+    np.multiply(g, ds[:, :, 0], F[:, 1])
+    np.multiply(tr.cs[:k], ds[:, :, 1], F[:, 2])
+    np.multiply(tr.tcs, ds[:, :, 3], F[:, 4])
+    gt = F[:, 3::2]  # (g', tanh'(c_t)) = 1 - (g, tanh(c_t))**2, then times (i, o)
+    np.multiply(g, g, gt[:, 0])
+    np.multiply(tr.tcs, tr.tcs, gt[:, 1])
+    np.subtract(1.0, gt, gt)
+    gt *= a[:, :, 0::3].swapaxes(1, 2)
+
+
+def _backward_work(B: int, k: int, H: int, dtype: np.dtype) -> tuple:
+    """A backward's arrays (the factors F, dz, dh, dc, dh * w) and the views each step uses,
+    walking back in time."""
+    owner, F, dz, dh, dc, tmp = _carve(dtype, (k, 6, B, H), (k, B, 4 * H), (B, H), (B, H), (B, H))
+    dz4 = dz.reshape(k, B, 4, H)
+    per_step = F[:, 5], F[:, 1:4].swapaxes(1, 2), F[:, 4], F[:, 0]  # w, u (k, B, 3, H), v, f
+    if B == 1:  # plain vectors, as in run
+        steps = zip(*(v[:, 0] for v in per_step), dz[:, 0], dz4[:, 0, :3], dz4[:, 0, 3], strict=True)
+        vecs = dh[0], dc[0], tmp[0], dc, dh[0]
+    else:  # dc broadcasts over the three gates it scales; the matmul wants column vectors
+        steps = zip(*per_step, dz.reshape(k, B, -1, 1), dz4[:, :, :3], dz4[:, :, 3], strict=True)
+        vecs = dh, dc, tmp, dc[:, None], dh.reshape(B, H, 1)
+    return owner, F, dz, list(steps)[::-1], vecs
 
 
 def backprop(
@@ -201,53 +282,30 @@ def backprop(
     Returns (dWx (B, I+1+H, 4H), written into `out` if given, dL/dh0, dL/dc0).
     """
     k, B, H4 = tr.act.shape
-    H = H4 // 4
-    a = tr.act
-    i, f, g, o = (a[:, :, j * H : (j + 1) * H] for j in range(4))
-    # dz = (dc, dc, dc, dh) * u with u = (g, c_{t-1}, i, tanh(c_t)) * act' (sigmoid'; tanh' for g),
-    # and dc += dh * w with w = o * tanh'(c_t)
-    u = np.empty_like(a)
-    u[:, :, :H], u[:, :, H : 2 * H], u[:, :, 2 * H : 3 * H], u[:, :, 3 * H :] = g, tr.cs[:k], i, tr.tcs
-    d = 1.0 - a
-    d *= a
-    dg = d[:, :, 2 * H : 3 * H]
-    np.multiply(g, g, out=dg)
-    np.subtract(1.0, dg, out=dg)
-    u *= d
-    w = tr.tcs * tr.tcs
-    np.subtract(1.0, w, out=w)
-    w *= o
-    u4 = u.reshape(k, B, 4, H)
-    u, v = u4[:, :, :3], u4[:, :, 3]  # the factors of dc (gates i, f, g) and of dh (gate o)
-    dz = np.empty((k, B, H4), a.dtype)
+    _, F, dz, steps, (dh, dc, tmp, dc3, dh_out) = _lend(_backward_work, B, k, H4 // 4, tr.act.dtype)
+    _factors(tr, F)
+    np.copyto(dh, dh_last[0] if B == 1 else dh_last)
+    dc[...] = 0.0
     W_hh_T = Wx[:, tr.inputs + 1 :]  # (B, H, 4H): dh = W_hh^T dz, a product with contiguous rows
-    dh = dh_last.copy()
-    dc = np.zeros_like(dh)
-    tmp = np.empty_like(dh)
-    extra = [None] * k if dhs is None else dhs[:, 0] if B == 1 else dhs  # skip adding zeros
-    dz4 = dz.reshape(k, B, 4, H)
-    if B == 1:
-        W_hh_T, dh, dc, tmp = W_hh_T[0], dh[0], dc[0], tmp[0]
-        rev = (w[:, 0], u[:, 0], v[:, 0], dz[:, 0], dz4[:, 0, :3], dz4[:, 0, 3], f[:, 0], extra)
-        dc3, mm, dhv = dc[None], np.dot, dh
-    else:
-        rev = (w, u, v, dz[:, :, :, None], dz4[:, :, :3], dz4[:, :, 3], f, extra)
-        dc3, mm, dhv = dc[:, None], np.matmul, dh[:, :, None]
-    for wt, ut, vt, dzt, dz_ifg, dz_o, ft, et in zip(*(r[::-1] for r in rev), strict=True):
+    mm, W = (np.dot, W_hh_T[0]) if B == 1 else (np.matmul, W_hh_T)
+    extra = [None] * k if dhs is None else dhs[::-1, 0] if B == 1 else dhs[::-1]  # skip adding zeros
+    mul, add = np.multiply, np.add
+    for (wt, ut, vt, ft, dzt, dz_ifg, dz_o), et in zip(steps, extra, strict=True):
         if et is not None:
-            np.add(dh, et, out=dh)
-        np.multiply(dh, wt, out=tmp)
-        np.add(dc, tmp, out=dc)
-        np.multiply(dc3, ut, out=dz_ifg)
-        np.multiply(dh, vt, out=dz_o)
-        mm(W_hh_T, dzt, out=dhv)
-        np.multiply(dc, ft, out=dc)
+            add(dh, et, dh)
+        mul(dh, wt, tmp)
+        add(dc, tmp, dc)
+        mul(dc3, ut, dz_ifg)
+        mul(dh, vt, dz_o)
+        mm(W, dzt, dh_out)
+        mul(dc, ft, dc)
+    dh0, dc0 = dh.reshape(B, -1).copy(), dc.reshape(B, -1).copy()
     if B == 1:
         dWx = np.empty((1, *Wx.shape[1:]), Wx.dtype) if out is None else out
-        np.dot(tr.hx[:k, 0].T, dz[:, 0], out=dWx[0])
-        return dWx, dh[None], dc[None]
+        np.dot(tr.hx[:k, 0].T, dz[:, 0], dWx[0])
+        return dWx, dh0, dc0
     dWx = np.matmul(tr.hx[:k].transpose(1, 2, 0), dz.swapaxes(0, 1), out=out)
-    return dWx, dh, dc
+    return dWx, dh0, dc0
 
 
 def forward(

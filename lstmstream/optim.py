@@ -7,7 +7,12 @@ arrays with the same leading row axis: easy to checkpoint, grow and gather.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+ONE_OK, ONE_SKIPPED = np.ones(1, bool), np.zeros(1, bool)  # `step`'s answer for a single row
+ONE_OK.flags.writeable = ONE_SKIPPED.flags.writeable = False
 
 
 def _norms_and_scale(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -31,8 +36,20 @@ def clip(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarray, np.ndarray]
     return g * scale[:, None].astype(g.dtype), norms
 
 
-def _per_row(x: np.ndarray, dtype) -> np.ndarray | float:
+def _row_scale(norm: np.generic, max_norm: float | None) -> np.generic:
+    """The clip factor of a single row with a finite norm (a NumPy scalar, computed in its dtype
+    like the array version in `_norms_and_scale`, without a call on a 1-element array)."""
+    one = type(norm)(1.0)
+    if max_norm is None:
+        return one
+    scale = max_norm / (norm + 1e-12)
+    return scale if scale < one else one
+
+
+def _per_row(x: np.ndarray | np.generic | float, dtype) -> np.ndarray | float:
     """A per-row factor shaped to scale (B, P) rows; a plain float for one row (cheaper to broadcast)."""
+    if not isinstance(x, np.ndarray):
+        return float(x)
     return float(x[0]) if len(x) == 1 else x[:, None].astype(dtype)
 
 
@@ -46,6 +63,12 @@ class _Optimizer:
 
         A row whose gradient is not finite is left untouched, and its step count does not move.
         """
+        if len(g) == 1:  # one row: its factors as NumPy scalars
+            norm = np.sqrt(np.einsum("bp,bp->b", g, g))[0]
+            if not math.isfinite(norm):
+                return ONE_SKIPPED
+            self._apply(w, g, _row_scale(norm, self.max_norm), state)
+            return ONE_OK
         norms, scale = _norms_and_scale(g, self.max_norm)
         ok = np.isfinite(norms)
         if np.count_nonzero(ok) == len(ok):  # cheaper than ok.all()
@@ -70,7 +93,7 @@ class SGD(_Optimizer):
     def init_state(self, rows: int, size: int, dtype=np.float64) -> dict[str, np.ndarray]:
         return {"t": np.zeros(rows, np.int64)}
 
-    def _apply(self, w: np.ndarray, g: np.ndarray, scale: np.ndarray, state: dict[str, np.ndarray]) -> None:
+    def _apply(self, w: np.ndarray, g: np.ndarray, scale, state: dict[str, np.ndarray]) -> None:
         w -= g * _per_row(self.lr * scale, w.dtype)
         state["t"] += 1
 
@@ -94,18 +117,22 @@ class Adam(_Optimizer):
             "v": np.zeros((rows, size), dtype),
         }
 
-    def _apply(self, w: np.ndarray, g: np.ndarray, scale: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        """One step for rows with finite gradients g, clipped by `scale`: 12 passes over the rows.
+    def _apply(self, w: np.ndarray, g: np.ndarray, scale, state: dict[str, np.ndarray]) -> None:
+        """One step for rows with finite gradients g, clipped by `scale` ((B,), or a scalar for
+        one row): 12 passes over the rows.
 
         lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) is computed as
         (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2)), and the clip factor is folded into
         the moment updates, so no clipped copy of g is made.
         """
         b1, b2 = self.betas
-        m, v = state["m"], state["v"]
-        state["t"] += 1
-        t = state["t"]
-        bc1, root_bc2 = 1.0 - b1**t, np.sqrt(1.0 - b2**t)
+        m, v, t = state["m"], state["v"], state["t"]
+        if isinstance(scale, np.ndarray):
+            t += 1
+            bc1, root_bc2 = 1.0 - b1**t, np.sqrt(1.0 - b2**t)
+        else:  # one row: Python numbers, the same IEEE operations as on (1,) arrays, far fewer calls
+            n = t[0] = int(t[0]) + 1
+            bc1, root_bc2 = 1.0 - b1**n, math.sqrt(1.0 - b2**n)
         tmp = g * _per_row((1.0 - b1) * scale, w.dtype)
         m *= b1
         m += tmp

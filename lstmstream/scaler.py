@@ -19,6 +19,21 @@ def floor(mean: np.ndarray) -> np.ndarray:
     return 1e-8 + 1e-6 * np.abs(mean)
 
 
+def spread(mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """floor(mean) and the standard deviation sqrt(var) floored by it."""
+    lo = floor(mean)
+    return lo, np.maximum(np.sqrt(var), lo)
+
+
+def rate(n: np.ndarray, least: float, dtype) -> np.generic | np.ndarray:
+    """The per-row weight max(1/n, least) (n >= 1) in `dtype`, shaped to scale (B, D) rows:
+    a NumPy scalar for one row (scalar arithmetic is far cheaper than a call on a 1-element
+    array, and gives the same bits), else a (B, 1) column."""
+    if len(n) == 1:
+        return np.dtype(dtype).type(max(1.0 / int(n[0]), least))
+    return np.maximum(1.0 / n, least)[:, None].astype(dtype, copy=False)
+
+
 class Scaler:
     """Running mean and variance of `size`-feature points for `rows` streams."""
 
@@ -34,17 +49,23 @@ class Scaler:
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         self.n, self.mean, self.var = arrays["n"], arrays["mean"], arrays["var"]
 
-    def update(self, rows: np.ndarray, y: np.ndarray) -> None:
-        ix = at(rows)  # one row: views, each read before its array is written
+    def update(self, rows: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Take in y (B, size) for `rows`; returns their new means and variances."""
+        return self.update_at(at(rows), y)
+
+    def update_at(self, ix: slice | np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`update` for an index from rows.at (one row: views, each read before it is written)."""
         n = self.n[ix] + 1
-        a = np.maximum(1.0 / n, self.forget)[:, None].astype(self.mean.dtype, copy=False)
+        a = rate(n, self.forget, self.mean.dtype)
         mean, var = self.mean[ix], self.var[ix]
         d = y - mean
-        self.mean[ix] = mean + a * d
-        self.var[ix] = (1.0 - a) * (var + a * d * d)
-        self.n[ix] = n
+        ad = a * d
+        # new arrays, not in-place updates: on a few values `x += y` costs several times `x + y`
+        mean, var = mean + ad, (var + ad * d) * (1.0 - a)
+        self.mean[ix], self.var[ix], self.n[ix] = mean, var, n
+        return mean, var
 
     def std(self, rows: np.ndarray) -> np.ndarray:
         """Standard deviation, floored so a constant stream never divides by zero."""
         ix = at(rows)
-        return np.maximum(np.sqrt(self.var[ix]), floor(self.mean[ix]))
+        return spread(self.mean[ix], self.var[ix])[1]

@@ -94,6 +94,7 @@ def test_horizon_feeds_forecasts_back_and_changes_nothing():
     assert ahead[0] == model.last.v[0, 0]
     np.testing.assert_allclose(ahead, [300, 301, 302, 303], atol=0.5)
     assert model.forecast(4) == ahead
+    assert model.forecast() == ahead[:1]  # the one-step shortcut reads the same forecast
     model.learn_one(300.0, 300)
     twin.learn_one(300.0, 300)
     assert model.forecast(2) == twin.forecast(2)
@@ -110,6 +111,7 @@ def test_vector_stream_forecasts_vectors_and_learns_each_value():
         model.learn_one(y.tolist(), i)
     ahead = model.forecast(2)
     assert len(ahead) == 2 and all(isinstance(v, list) and len(v) == 2 for v in ahead)
+    assert model.forecast() == ahead[:1]
     assert (np.mean(errs, axis=0) < 0.8 * np.mean(naive, axis=0)).all()
     with pytest.raises(ValueError, match="3 values"):
         model.learn_one([1.0, 2.0, 3.0])

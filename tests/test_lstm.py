@@ -154,3 +154,58 @@ def test_the_notebook_example_now_predicts_seven():
             opt.step(m.flat[None], m.layout.flatten({n: g[None] for n, g in grads.items()}, 1), state)
     ys, *_ = m.forward((np.arange(1, 7.0)[:, None] - mu) / sd)
     assert ys[-1, 0] * sd + mu == pytest.approx(7.0, abs=0.05)
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_results_held_by_the_caller_survive_later_calls(B):
+    """Work arrays are reused across calls, but never while an earlier result still refers to them."""
+    rng = np.random.default_rng(8)
+    layout = lstm.Layout(2, 5, 1)
+    w = rng.normal(size=(B, layout.size)) * 0.5
+    Wx = layout.blocks(w)[0]
+    h0, c0 = rng.normal(size=(B, 5)), rng.normal(size=(B, 5))
+    tr = lstm.run(Wx, rng.normal(size=(B, 4, 2)), h0, c0)
+    h_last, act = tr.hs[-1], tr.act  # views into the trace, the trace itself dropped
+    kept = h_last.copy(), act.copy()
+    del tr
+    grads = lstm.backprop(Wx, lstm.run(Wx, rng.normal(size=(B, 4, 2)), h0, c0), h0)
+    grads_kept = [g.copy() for g in grads]
+    for _ in range(3):
+        tr = lstm.run(Wx, rng.normal(size=(B, 4, 2)), h0, c0)
+        lstm.backprop(Wx, tr, c0)
+    np.testing.assert_array_equal(h_last, kept[0])
+    np.testing.assert_array_equal(act, kept[1])
+    for g, g_kept in zip(grads, grads_kept, strict=True):
+        np.testing.assert_array_equal(g, g_kept)
+
+
+def test_a_stacked_update_equals_each_stream_alone():
+    """One window and last-step gradient for 3 streams at once, and for each stream by itself."""
+    rng = np.random.default_rng(9)
+    layout = lstm.Layout(3, 6, 1)
+    w = rng.normal(size=(3, layout.size)) * 0.5
+    xs, h0, c0, y = (
+        rng.normal(size=(3, 7, 3)),
+        rng.normal(size=(3, 6)),
+        rng.normal(size=(3, 6)),
+        rng.normal(size=(3, 1)),
+    )
+    g = np.empty_like(w)
+    tr = lstm.run(layout.blocks(w)[0], xs, h0, c0)
+    lstm.last_step_grads(*layout.blocks(w), tr, y, *layout.blocks(g))
+    for b in range(3):
+        g1 = np.empty_like(w[b : b + 1])
+        Wx, Wy = layout.blocks(w[b : b + 1])
+        tr1 = lstm.run(Wx, xs[b : b + 1], h0[b : b + 1], c0[b : b + 1])
+        lstm.last_step_grads(Wx, Wy, tr1, y[b : b + 1], *layout.blocks(g1))
+        np.testing.assert_allclose(tr1.hs[:, 0], tr.hs[:, b], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(g1[0], g[b], rtol=1e-10, atol=1e-14)
+
+
+def test_huge_inputs_saturate_the_gates_without_warnings():
+    m = LSTM(1, 4, 1, seed=10)
+    with np.errstate(all="raise"):
+        ys, h, c, _ = m.forward(np.array([[1e30], [-1e30], [3.0]]))
+        _, grads = m.loss_and_grads(np.array([[1e30], [-1e30]]), np.array([0.5]))
+    assert np.isfinite(ys).all() and np.isfinite(h).all() and np.isfinite(c).all()
+    assert all(np.isfinite(g).all() for g in grads.values())

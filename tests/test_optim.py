@@ -45,3 +45,29 @@ def test_sgd_steps_against_the_gradient():
     w = np.array([[1.0]])
     SGD(lr=0.5).step(w, np.array([[2.0]]), {"t": np.zeros(1, np.int64)})
     assert w[0, 0] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("size", [0.01, 10.0])  # gradient norms below and above max_norm
+def test_one_row_steps_exactly_like_the_same_row_in_a_batch(dtype, size):
+    """The single-row path (factors as scalars) and the batched one (factor columns) agree bit for bit."""
+    rng = np.random.default_rng(7)
+    opt = Adam(lr=0.01, max_norm=1.0)
+    w = rng.standard_normal((3, 50)).astype(dtype)
+    alone, batch = w[1:2].copy(), w.copy()
+    s_alone, s_batch = opt.init_state(1, 50, dtype), opt.init_state(3, 50, dtype)
+    for _ in range(5):
+        g = (size * rng.standard_normal((3, 50))).astype(dtype)
+        assert opt.step(alone, g[1:2].copy(), s_alone).tolist() == [True]
+        opt.step(batch, g, s_batch)
+    np.testing.assert_array_equal(alone[0], batch[1])
+    for n in ("m", "v", "t"):
+        np.testing.assert_array_equal(s_alone[n][0], s_batch[n][1])
+
+
+def test_a_single_row_with_a_non_finite_gradient_is_skipped():
+    opt = Adam(lr=0.1, max_norm=1.0)
+    w, state = np.ones((1, 3)), opt.init_state(1, 3)
+    assert opt.step(w, np.array([[1.0, np.inf, 0.0]]), state).tolist() == [False]
+    np.testing.assert_array_equal(w, np.ones((1, 3)))
+    assert state["t"][0] == 0 and not state["m"].any() and not state["v"].any()

@@ -31,3 +31,21 @@ def test_zero_variance_is_guarded():
         s.update(np.array([0]), np.array([[5.0, 0.0]]))
     std = s.std(np.array([0]))
     assert (std > 0).all() and np.isfinite(std).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=30),
+    st.sampled_from([0.0, 0.1]),
+    st.sampled_from(["float64", "float32"]),
+)
+def test_one_row_updates_exactly_like_the_same_row_in_a_batch(values, forget, dtype):
+    """One row goes through views and a scalar weight, a batch through a gather and a column."""
+    alone, batch = Scaler(1, 1, forget, dtype), Scaler(1, 3, forget, dtype)
+    for v in values:
+        mean, var = alone.update(np.array([0]), np.array([[v]], dtype))
+        batch.update(np.array([2, 0]), np.array([[v], [2.0 * v]], dtype))
+        assert mean[0, 0] == alone.mean[0, 0] and var[0, 0] == alone.var[0, 0]
+    for n in ("n", "mean", "var"):
+        np.testing.assert_array_equal(getattr(alone, n)[0], getattr(batch, n)[2])
+    np.testing.assert_array_equal(alone.std(np.array([0])), batch.std(np.array([2])))

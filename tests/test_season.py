@@ -160,7 +160,7 @@ def test_a_coarse_ring_averages_each_slot_and_keeps_last_season_while_a_slot_fil
     assert clock.ring[0, 0, 4, 0] == pytest.approx(day_one + PROFILE_RATE * (day_two - day_one))
     assert clock.ring_s[0, 0, 4] == (T0 + 60.0 * (1440 + 20)) // DAY + 1  # day two's slot 4, written
     assert clock.pend_n[0, 0] == 2 and clock.pend_slot[0, 0] == 4  # day three's slot 4 is filling
-    raw, ok = clock._seasonal(rows, *clock._phase(rows, np.array([T0 + 60.0 * (2 * 1440 + 21)])), std)
+    raw, ok = clock.changes(rows, np.array([T0 + 60.0 * (2 * 1440 + 21)]), std)
     ring = clock.ring[0, 0, :, 0]
     assert ok[0, 0] and raw[0, 0, 0] == pytest.approx((ring[5] - ring[4]) * 60 / 300)
 
@@ -213,3 +213,59 @@ def test_inputs_that_stay_off_change_no_forecast():
         row = np.array([f.add("k")])
         steps[name] = [f.learn(row, np.array([[y]]), np.array([float(i)])).v[0, 0] for i, y in enumerate(ys)]
     np.testing.assert_allclose(steps["auto"], steps["off"], rtol=1e-12)  # the same up to rounding
+
+
+def clocked_streams(count: int, points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Times (points, count) of streams sampled every minute, 5 minutes or hour, with jitter and
+    the odd outage, and values (points, count) with a daily cycle."""
+    rng = np.random.default_rng(seed)
+    step = rng.choice([60.0, FIVE_MIN, 3600.0], count)
+    gaps = np.where(rng.random((points, count)) < 0.01, 300.0, 1.0) * step + rng.normal(0, 2, (points, count))
+    ts = T0 + rng.uniform(0, DAY, count) + np.cumsum(gaps, axis=0)
+    return ts, np.sin(ts * 2 * np.pi / DAY) + 0.2 * rng.standard_normal((points, count))
+
+
+@pytest.mark.parametrize("season", ["auto", "1h,90m"])
+def test_a_batch_of_streams_gets_the_same_inputs_as_each_stream_alone(season):
+    """The batched ring updates (all streams in row order, or a shuffled subset) match one
+    stream at a time exactly, whichever slots finish, carry on or start over in a call."""
+    count, points, rng = 6, 400, np.random.default_rng(7)
+    ts, ys = clocked_streams(count, points, 7)
+    batch = Clock("auto", "UTC", season, 24, 1, rows=count)
+    alone = [Clock("auto", "UTC", season, 24, 1, rows=1) for _ in range(count)]
+    n, prev, std = np.zeros(count, np.int64), ys[0].copy(), np.full((count, 1), 0.7)
+    seasonal = 0
+    for i in range(points):
+        rows = np.arange(count) if i % 2 else rng.permutation(count)[: rng.integers(1, count + 1)]
+        y = ys[n[rows], rows][:, None]
+        got = batch.inputs(rows, y, prev[rows, None], ts[n[rows], rows], std[rows], n[rows])
+        for b, r in enumerate(rows):
+            one = alone[r].inputs(
+                np.array([0]), y[b : b + 1], prev[r, None, None], ts[n[r], r, None], std[:1], n[r, None]
+            )
+            np.testing.assert_array_equal(got[b], one[0])
+        seasonal += np.count_nonzero(got[:, -batch.n_season :])
+        prev[rows], n[rows] = y[:, 0], n[rows] + 1
+    assert seasonal > points  # the seasonal inputs did switch on
+    for r in range(count):
+        for name, a in batch.arrays().items():  # but last_t, only kept until a stream is decided
+            if name == "last_t":
+                continue
+            np.testing.assert_array_equal(a[r], alone[r].arrays()[name][0], err_msg=name)
+
+
+def test_a_fleet_that_grows_keeps_learning_its_seasons_exactly():
+    """Growing the fleet reallocates the rings; the stream learned before goes on as if alone."""
+    ts, ys = daily_profile(2)
+    s = Settings(hidden=4, window=4, season="1d", season_slots=48)
+    alone, crowded = Fleet(s), Fleet(s)
+    row = np.array([alone.add("k")])
+    crowded_row = np.array([crowded.add("k")])
+    for i, (t, y) in enumerate(zip(ts, ys, strict=True)):
+        if i == 300:
+            for k in range(20):  # past the initial capacity: every array is reallocated
+                crowded.add(f"other{k}")
+        a = alone.learn(row, np.array([[y]]), np.array([t]))
+        b = crowded.learn(crowded_row, np.array([[y]]), np.array([t]))
+        np.testing.assert_array_equal(a.v, b.v)
+    assert crowded.capacity > 8 and alone.describe(0)["season_gain"][0] > 0

@@ -25,3 +25,15 @@ def test_push_keeps_the_start_state():
     w.push(np.array([1]), np.ones((1, 1)), np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]]))
     np.testing.assert_array_equal(w.h0, [[0, 0], [1, 2]])
     np.testing.assert_array_equal(w.c0, [[0, 0], [3, 4]])
+
+
+def test_a_batch_push_equals_pushing_each_stream_alone():
+    one, many = Window(3, 2, hidden=1, rows=3), Window(3, 2, hidden=1, rows=3)
+    for step in range(5):
+        x = np.array([[step, 1.0], [step, 2.0]])
+        for j, row in enumerate((2, 0)):
+            one.push(np.array([row]), x[j : j + 1], np.full((1, 1), step), np.zeros((1, 1)))
+        many.push(np.array([2, 0]), x, np.full((2, 1), step), np.zeros((2, 1)))
+    for n, a in one.arrays().items():
+        np.testing.assert_array_equal(a, many.arrays()[n], err_msg=n)
+    np.testing.assert_array_equal(one.read(np.array([2])), many.read(np.array([0, 2]))[1:])
