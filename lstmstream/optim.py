@@ -99,7 +99,13 @@ class SGD(_Optimizer):
 
 
 class Adam(_Optimizer):
-    """PyTorch's Adam (same defaults, bias correction and eps placement), per row."""
+    """PyTorch's Adam (same defaults, bias correction and eps placement), per row.
+
+    decay: the step size at a row's step t is lr / sqrt(1 + t / decay), the schedule of Adam's
+    convergence analysis (Kingma & Ba), so an online model's weights stop jittering at the
+    initial step size once it has learned; but never below min_lr, so that a stream that
+    changes later can still follow. None keeps lr constant.
+    """
 
     def __init__(
         self,
@@ -107,8 +113,11 @@ class Adam(_Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         max_norm: float | None = None,
+        decay: float | None = None,
+        min_lr: float = 0.0,
     ):
         self.lr, self.betas, self.eps, self.max_norm = lr, betas, eps, max_norm
+        self.decay, self.min_lr = decay, min_lr
 
     def init_state(self, rows: int, size: int, dtype=np.float64) -> dict[str, np.ndarray]:
         return {
@@ -116,6 +125,14 @@ class Adam(_Optimizer):
             "m": np.zeros((rows, size), dtype),
             "v": np.zeros((rows, size), dtype),
         }
+
+    def _lr(self, t: np.ndarray | int) -> np.ndarray | float:
+        """The step size of each row at its step t (an int for one row)."""
+        if self.decay is None:
+            return self.lr
+        if isinstance(t, int):
+            return max(self.lr / math.sqrt(1.0 + t / self.decay), self.min_lr)
+        return np.maximum(self.lr / np.sqrt(1.0 + t / self.decay), self.min_lr)
 
     def _apply(self, w: np.ndarray, g: np.ndarray, scale, state: dict[str, np.ndarray]) -> None:
         """One step for rows with finite gradients g, clipped by `scale` ((B,), or a scalar for
@@ -129,6 +146,7 @@ class Adam(_Optimizer):
         m, v, t = state["m"], state["v"], state["t"]
         if isinstance(scale, np.ndarray):
             t += 1
+            n = t
             bc1, root_bc2 = 1.0 - b1**t, np.sqrt(1.0 - b2**t)
         else:  # one row: Python numbers, the same IEEE operations as on (1,) arrays, far fewer calls
             n = t[0] = int(t[0]) + 1
@@ -143,5 +161,5 @@ class Adam(_Optimizer):
         np.sqrt(v, out=tmp)
         tmp += _per_row(self.eps * root_bc2, w.dtype)
         np.divide(m, tmp, out=tmp)
-        tmp *= _per_row(self.lr * root_bc2 / bc1, w.dtype)
+        tmp *= _per_row(self._lr(n) * root_bc2 / bc1, w.dtype)
         w -= tmp

@@ -20,6 +20,23 @@ def test_adam_matches_a_hand_worked_two_step_example():
     assert state["t"][0] == 2
 
 
+def test_adam_decay_shrinks_the_step_as_one_over_root_t_down_to_min_lr():
+    # a constant gradient makes Adam's bias-corrected direction exactly 1: each step is the step size
+    steps = {}
+    for decay in (None, 10.0):
+        opt, w = Adam(lr=0.1, decay=decay, min_lr=0.05), np.zeros((1, 1))
+        state = opt.init_state(1, 1)
+        steps[decay] = []
+        for _ in range(30):
+            before = w[0, 0]
+            opt.step(w, np.ones((1, 1)), state)
+            steps[decay].append(before - w[0, 0])
+    t = np.arange(1, 31)
+    np.testing.assert_allclose(steps[None], np.full(30, 0.1), rtol=1e-6)
+    np.testing.assert_allclose(steps[10.0], np.maximum(0.1 / np.sqrt(1.0 + t / 10.0), 0.05), rtol=1e-6)
+    assert steps[10.0][-1] == pytest.approx(0.05)  # the floor is reached (t = 30 = 3 * decay)
+
+
 def test_clip_caps_the_global_norm_per_row():
     g = np.array([[3.0, 4.0], [0.3, 0.4]])
     clipped, norms = clip(g, 1.0)
