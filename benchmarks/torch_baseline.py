@@ -114,7 +114,7 @@ def ours_single(points: int, repeat: int, recompute: bool):
     """A loop of `points` Forecaster.learn_one + forecast, H=32, k=16, float64."""
     from lstmstream.learner import Fleet, Forecaster
 
-    f = Forecaster(hidden_size=H, window=K)
+    f = Forecaster(hidden_size=H, window=K, dtype="float64")
     f.fleet = Fleet(f.settings, recompute=recompute)  # its fleet of one, made here to pick the mode
     f.fleet.add(f.key)
     ys = np.sin(np.arange(K + 2 + points * (repeat + 1)) * 0.3)

@@ -51,7 +51,7 @@ class Settings:
     forget: float = 0.0
     residual: bool = True
     interval: float = 0.95
-    dtype: str = "float64"
+    dtype: str = "float32"  # the model's arrays; statistics and forecasts are float64
     calendar: str = "off"
     tz: str = "UTC"
     season: str = "auto"
@@ -113,15 +113,15 @@ class Fleet:
         self.index: dict[str, int] = {}
         self.window = Window(s.window, self.inputs, s.hidden, 0, self.dtype)
         self.steps = None if recompute else Steps(s.window, self.inputs, s.hidden, 0, self.dtype)
-        self.scaler = Scaler(size, 0, s.forget, self.dtype)
+        self.scaler = Scaler(size, 0, s.forget, np.float64)
         self.w = np.zeros((0, self.layout.size), self.dtype)
         self.adam = self.optim.init_state(0, self.layout.size, self.dtype)
         self.h = np.zeros((0, s.hidden), self.dtype)
         self.c = np.zeros((0, s.hidden), self.dtype)
-        self.fc = np.zeros((0, size), self.dtype)
-        self.last_y = np.zeros((0, size), self.dtype)
+        self.fc = np.zeros((0, size), np.float64)
+        self.last_y = np.zeros((0, size), np.float64)
         self.last_t = np.zeros(0, np.float64)
-        self.sig2 = np.zeros((0, size), self.dtype)
+        self.sig2 = np.zeros((0, size), np.float64)
         self.skipped = np.zeros(0, np.int64)
 
     # ---- state as data -------------------------------------------------------------------
@@ -247,14 +247,14 @@ class Fleet:
         ys (B, size) finite values, ts (B,) timestamps; validation is the caller's job.
         """
         rows = np.asarray(rows, np.int64)
-        ys = np.asarray(ys, self.dtype).reshape(len(rows), self.size)
+        ys = np.asarray(ys, np.float64).reshape(len(rows), self.size)
         ix = at(rows)  # reads through ix are views for one stream: read before writing
         n_prev = self.scaler.n[ix].copy()
         least = _least(n_prev)  # > 0: no stream is on its first point, the common case
         floor, std = spread(self.scaler.mean[ix], self.scaler.var[ix])
 
         err, score = self._score(ix, ys, n_prev, least, floor)
-        target = self._target(ix, ys, std)
+        target = self._target(ix, ys, std).astype(self.dtype, copy=False)
         if least > 0:
             h, c, h0, c0 = self._train(rows, target)
         else:
@@ -407,7 +407,7 @@ class Fleet:
         Changes nothing: a stream's state is only read.
         """
         rows = np.asarray(rows, np.int64)
-        out = np.empty((len(rows), horizon, self.size), self.dtype)
+        out = np.empty((len(rows), horizon, self.size))
         out[:, 0] = self.fc[at(rows)]
         if horizon > 1:
             self._roll(rows, out)

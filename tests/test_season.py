@@ -206,13 +206,13 @@ def test_inputs_that_stay_off_change_no_forecast():
     ys = np.sin(np.arange(60) / 4.0)
     steps = {}
     for name, s in (
-        ("auto", Settings(hidden=4, window=4, calendar="auto")),
-        ("off", Settings(hidden=4, window=4, calendar="off", season="off")),
+        ("auto", Settings(hidden=4, window=4, calendar="auto", dtype="float64")),
+        ("off", Settings(hidden=4, window=4, calendar="off", season="off", dtype="float64")),
     ):
         f = Fleet(s)
         row = np.array([f.add("k")])
         steps[name] = [f.learn(row, np.array([[y]]), np.array([float(i)])).v[0, 0] for i, y in enumerate(ys)]
-    np.testing.assert_allclose(steps["auto"], steps["off"], rtol=1e-12)  # the same up to rounding
+    np.testing.assert_allclose(steps["auto"], steps["off"], rtol=1e-12)  # the same up to float64 rounding
 
 
 def clocked_streams(count: int, points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
