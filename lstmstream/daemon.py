@@ -99,6 +99,7 @@ class Daemon:
         self.stats = Stats()
         self.shard = parse_shard(config.shard)
         self.throttle = Throttle(log)
+        self.pack = wire.packer()
         self.stopping = False
         self.reload_asked = False
         self.started = time.monotonic()
@@ -246,27 +247,26 @@ class Daemon:
         except Rejected as r:
             self.reject(r, frames[0])  # drain() passes at least one frame
             return
+        queued = d.points.get(key)
         for p in points:
             try:
                 if isinstance(p, Rejected):
                     raise p
-                self.check(key, p, d)
+                self.check(key, p, queued, d)
             except Rejected as r:
                 self.reject(r, key)
                 continue
-            if key not in d.points:
-                d.points[key] = []
+            if queued is None:
+                queued = d.points[key] = []
                 d.new += key not in self.home
-            d.points[key].append(p)
+            queued.append(p)
             d.size += 1
 
-    def check(self, key: str, p: Point, d: Drain) -> None:
+    def check(self, key: str, p: Point, queued: list[Point] | None, d: Drain) -> None:
         """The rules that need the stream's history: t increases, v keeps its length, room."""
-        queued = d.points.get(key)
         if queued:
             last_t, size = queued[-1].t, len(queued[-1].v)
-        elif key in self.home:
-            fleet = self.home[key]
+        elif (fleet := self.home.get(key)) is not None:
             last_t, size = float(fleet.last_t[fleet.index[key]]), fleet.size
         elif len(self.home) + d.new >= self.config.max_streams:
             raise Rejected(Reason.STREAMS, f"new stream past --max-streams {self.config.max_streams}")
@@ -303,26 +303,30 @@ class Daemon:
         fleet = self.fleets.get(size)
         if fleet is None:
             fleet = self.fleets[size] = self.upkeep.new_fleet(size)
-        rows = np.array([fleet.add(k) for k, _ in items], np.int64)
-        for k, _ in items:
-            self.home[k] = fleet
+        keys = [k for k, _ in items]
+        for k in keys:
+            if k not in fleet.index:
+                fleet.add(k)
+                self.home[k] = fleet
+        rows = np.fromiter(map(fleet.index.__getitem__, keys), np.int64, len(keys))
+        ts = np.fromiter((p.t for _, p in items), np.float64, len(items))
+        if size == 1:
+            ys = np.fromiter((p.v[0] for _, p in items), np.float64, len(items))
+        else:
+            ys = np.array([p.v for _, p in items], np.float64)
         # In row order, runs of consecutive rows are trained on views of the fleet's arrays
         # instead of gathered copies; a stream's result does not depend on its batch.
         order = np.argsort(rows, kind="stable")
-        rows, items = rows[order], [items[i] for i in order.tolist()]
-        ys = np.array([p.v for _, p in items], np.float64)
-        ts = np.array([p.t for _, p in items], np.float64)
-        step = fleet.learn(rows, ys, ts)
-        self.stats.learned += len(items)
-        for (key, _), record in zip(items, records.forecasts(step), strict=True):
-            self.send(key, record)
+        step = fleet.learn(rows[order], ys[order].reshape(len(keys), size), ts[order])
+        self.stats.learned += len(keys)
+        for j, record in zip(order.tolist(), records.forecasts(step), strict=True):
+            self.send(keys[j], record)
+        self.stats.published += len(keys)
 
     def send(self, key: str, record: dict) -> None:
         # A PUB socket never blocks: a subscriber whose queue (PUB_HWM) is full misses messages.
-        head, payload = wire.encode(key, record)
-        self.pub.send(head, MORE)
-        self.pub.send(payload, NOBLOCK)
-        self.stats.published += key != wire.STATS_KEY
+        self.pub.send(key.encode(), MORE)
+        self.pub.send(self.pack(record), NOBLOCK)
 
 
 def serve(ctx: click.Context, config_file: str | None, settings: Settings, options: dict) -> int:

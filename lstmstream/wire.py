@@ -14,8 +14,10 @@ daemon's; this module checks one message on its own.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
 from enum import StrEnum
+from functools import lru_cache
+from typing import NamedTuple
 
 import msgpack
 
@@ -48,8 +50,7 @@ class Rejected(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Point:
+class Point(NamedTuple):  # a tuple: built in a third of a frozen dataclass's time, per point
     t: float
     v: tuple[float, ...]
 
@@ -61,6 +62,7 @@ def _number(x: object) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
+@lru_cache(maxsize=1 << 16)  # a feed repeats its keys: one dict lookup instead of the checks
 def decode_key(frame: bytes) -> str:
     if not 1 <= len(frame) <= MAX_KEY:
         raise Rejected(Reason.KEY, f"key of {len(frame)} bytes (1..{MAX_KEY})")
@@ -132,6 +134,12 @@ def decode(frames: list[bytes]) -> tuple[str, list[Point | Rejected]]:
 def encode(key: str, record: dict) -> list[bytes]:
     """A forecast record (or the stats map) as the two frames of an outgoing message."""
     return [key.encode(), msgpack.packb(record)]
+
+
+def packer() -> Callable[[dict], bytes]:
+    """The payload half of `encode` for a sender of many records: packb builds a Packer per
+    call, this reuses one (about half the time). One per thread: a Packer is not shared."""
+    return msgpack.Packer().pack
 
 
 def encode_point(key: str, t: float, v: float | list[float]) -> list[bytes]:

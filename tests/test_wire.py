@@ -118,3 +118,20 @@ def test_decoder_never_raises_past_rejection(key, payload, obj):
                 assert all(math.isfinite(x) for x in (item.t, *item.v))
             else:
                 assert isinstance(item, Rejected)
+
+
+def test_a_reused_packer_writes_what_packb_writes():
+    pack = wire.packer()
+    for record in (
+        {"t": 1_700_000_000, "v": 1.5, "lo": 1.0, "hi": 2.0, "err": None, "score": None, "n": 1},
+        {
+            "t": 2.5,
+            "v": [1.0, 2.0],
+            "lo": [0.5, 1.5],
+            "hi": [1.5, 2.5],
+            "err": [0.1, -0.2],
+            "score": 0.3,
+            "n": 2,
+        },
+    ):
+        assert pack(record) == msgpack.packb(record) == wire.encode("k", record)[1]
