@@ -152,3 +152,26 @@ def test_load_init_refuses_pickles_and_non_models(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a"):
         load_init(tmp_path / "junk.npz")
+
+
+def test_a_float32_model_keeps_a_large_offset_stream_exact_in_its_statistics():
+    """A meter near 1e6 that moves by hundredths: float32 (the default) would round every value
+    to 0.06; the statistics, forecasts and errors are float64, only the model is float32."""
+    rng = np.random.default_rng(3)
+    ys = 1e6 + 0.05 * np.sin(np.arange(600) / 5.0) + 0.001 * rng.standard_normal(600)
+    mae = {}
+    for dtype in ("float32", "float64"):
+        f = Fleet(Settings(hidden=8, window=8, dtype=dtype))
+        row = np.array([f.add("meter")])
+        prev, errs = None, []
+        for i, y in enumerate(ys):
+            step = f.learn(row, np.array([[y]]), np.array([float(i)]))
+            if prev is not None:
+                assert step.err[0, 0] == y - prev  # exactly the float64 difference
+                errs.append(abs(step.err[0, 0]))
+            prev = step.v[0, 0]
+        assert f.w.dtype == np.dtype(dtype) and step.v.dtype == np.float64
+        mae[dtype] = np.mean(errs[300:])
+    naive = np.mean(np.abs(np.diff(ys)[300:]))
+    assert mae["float32"] < naive  # learned the wave, which float32 values could not even hold
+    assert mae["float32"] == pytest.approx(mae["float64"], rel=0.2)
