@@ -30,11 +30,7 @@ class Window:
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """The windows of `rows` (int array) in time order, oldest first: (B, k, size)."""
-        ix = at(rows)
-        if isinstance(ix, slice):  # one stream: a slice of its ring
-            p = int(self.pos[ix.start])
-            return self.x[ix, p : p + self.k]
-        return self.x[ring_span(rows, self.pos[rows], self.k)]
+        return self.x[ring_span(rows, self.pos[at(rows)], self.k)]
 
     def push(self, rows: np.ndarray, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> None:
         """Slide: append x (B, size), drop the oldest; (h0, c0) is the state before the new oldest."""
