@@ -3,7 +3,9 @@
 Sensors' PUB sockets connect to the frontend (XSUB), daemons' SUB sockets to the backend (XPUB);
 subscriptions travel upstream, points downstream. zmq.proxy_steerable runs in a thread; the main
 thread waits for SIGTERM/SIGINT and stops it through its control socket, then closes everything
-with linger 0, so systemd sees a clean, prompt exit.
+with linger 0, so systemd sees a clean, prompt exit. Under systemd (Type=notify) it says READY=1
+once both sockets are attached, pings the watchdog while the forwarder lives, and exits 1 if the
+forwarder dies, so that Restart=on-failure brings it back.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 
 import zmq
 
+from . import notify
 from .config import endpoint
 
 
@@ -32,7 +35,7 @@ def log(msg: str) -> None:
 
 
 def serve(frontend: str, backend: str) -> int:
-    """Forward until SIGTERM or SIGINT; returns the exit status (0)."""
+    """Forward until SIGTERM or SIGINT (exit status 0), or until the forwarder fails (1)."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -48,8 +51,15 @@ def serve(frontend: str, backend: str) -> int:
         worker = threading.Thread(target=zmq.proxy_steerable, args=(xsub, xpub, None, control), daemon=True)
         worker.start()
         log(f"proxy: sensors -> {front} (XSUB), daemons <- {back} (XPUB); ready")
+        notify.ready(f"forwarding {front} -> {back}")
+        dog = notify.Watchdog()
         while not stop.wait(0.2) and worker.is_alive():
-            pass
+            if dog.due():
+                notify.watchdog()
+        if not worker.is_alive():
+            log("proxy: the forwarder stopped unexpectedly; exiting with status 1")
+            return 1
+        notify.stopping()
         steer.send(b"TERMINATE")
         worker.join(5.0)
         log("proxy: stopped")

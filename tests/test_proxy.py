@@ -1,5 +1,7 @@
+import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
@@ -50,3 +52,33 @@ def test_a_taken_port_is_a_clear_error(ctx):
         "proxy", "--frontend", f"@tcp://127.0.0.1:{port}", "--backend", "@tcp://127.0.0.1:*", timeout=30
     )
     assert res.returncode != 0 and "proxy:" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_under_systemd_it_says_ready_pings_the_watchdog_and_says_stopping(tmp_path):
+    """A real AF_UNIX datagram socket stands in for systemd's notify socket."""
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(str(path))
+        s.settimeout(20)
+        env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"}  # a ping every 0.2 s
+        proc = subprocess.Popen(
+            [*CLI, "proxy", "--frontend", "@tcp://127.0.0.1:*", "--backend", "@tcp://127.0.0.1:*"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            first = s.recv(4096).decode().split("\n")
+            assert "READY=1" in first and any(f.startswith("STATUS=forwarding tcp://") for f in first)
+            assert s.recv(4096) == b"WATCHDOG=1"
+            assert s.recv(4096) == b"WATCHDOG=1"
+            proc.send_signal(signal.SIGTERM)
+            while (msg := s.recv(4096)) == b"WATCHDOG=1":
+                pass
+            assert msg == b"STOPPING=1"
+            _, err = proc.communicate(timeout=20)
+            assert proc.returncode == 0, err
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)

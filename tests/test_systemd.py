@@ -7,15 +7,17 @@ from pathlib import Path
 import pytest
 
 UNIT = Path(__file__).parent.parent / "systemd" / "lstmstream@.service"
+PROXY = UNIT.with_name("lstmstream-proxy.service")
+UNITS = {UNIT: "lstmstream@example.service", PROXY: PROXY.name}  # file -> the unit name to verify
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
 MAX_EXPOSURE = 1.5
 
 
-def unit_lines() -> dict[str, list[str]]:
-    """Directive name -> values, from the unit file (comments skipped)."""
+def unit_lines(unit: Path = UNIT) -> dict[str, list[str]]:
+    """Directive name -> values, from a unit file (comments skipped)."""
     out: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
             name, value = line.split("=", 1)
             out.setdefault(name.strip(), []).append(value.strip())
@@ -40,9 +42,22 @@ def test_the_example_service_keeps_its_state_in_the_units_state_directory():
     assert example["sub"] and isinstance(example["sub"], list)
 
 
-def test_every_hardening_line_is_explained():
+def test_the_proxy_unit_forwards_between_configurable_endpoints_and_restarts_on_failure():
+    d = unit_lines(PROXY)
+    assert d["ExecStart"] == [
+        "/opt/lstmstream/bin/lstmstream proxy --frontend ${FRONTEND} --backend ${BACKEND}"
+    ]
+    assert d["EnvironmentFile"] == ["-/etc/lstmstream/proxy.env"]
+    defaults = dict(v.strip('"').split("=", 1) for v in d["Environment"][0].split('" "'))
+    assert set(defaults) == {"FRONTEND", "BACKEND"}
+    assert d["Type"] == ["notify"] and d["Restart"] == ["on-failure"] and int(d["WatchdogSec"][0]) > 0
+    assert "StateDirectory" not in d  # it keeps nothing
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
+def test_every_hardening_line_is_explained(unit):
     """Each directive in [Service] after ExecStart has a comment right above it (or its group)."""
-    lines = UNIT.read_text().splitlines()
+    lines = unit.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("ExecStart="))
     for i in range(start + 1, len(lines)):
         if lines[i].startswith("["):
@@ -54,25 +69,28 @@ def test_every_hardening_line_is_explained():
 
 @pytest.fixture
 def unit_dir(tmp_path):
-    """The unit in a temp dir, its ExecStart pointing at a real executable there (verify checks it)."""
+    """The units in a temp dir, their ExecStart pointing at a real executable there (verify checks it)."""
     exe = tmp_path / "bin" / "lstmstream"
     exe.parent.mkdir()
     exe.write_text("#!/bin/sh\nexit 0\n")
     exe.chmod(0o755)
-    text = UNIT.read_text().replace("/opt/lstmstream/bin/lstmstream", str(exe))
-    (tmp_path / UNIT.name).write_text(text)
+    for unit in UNITS:
+        (tmp_path / unit.name).write_text(
+            unit.read_text().replace("/opt/lstmstream/bin/lstmstream", str(exe))
+        )
     return tmp_path
 
 
 @needs_analyze
-def test_systemd_analyze_verify_is_clean(unit_dir):
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
+def test_systemd_analyze_verify_is_clean(unit_dir, unit):
     r = subprocess.run(
-        [ANALYZE, "verify", str(unit_dir / "lstmstream@example.service")],
+        [ANALYZE, "verify", str(unit_dir / UNITS[unit])],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    complaints = [ln for ln in (r.stdout + r.stderr).splitlines() if "lstmstream@" in ln]
+    complaints = [ln for ln in (r.stdout + r.stderr).splitlines() if "lstmstream" in ln]
     assert r.returncode == 0, r.stdout + r.stderr
     assert complaints == []
 
@@ -89,9 +107,10 @@ def test_verify_would_catch_a_bad_directive(unit_dir):
 
 
 @needs_analyze
-def test_security_exposure_is_at_most_1_5(unit_dir):
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
+def test_security_exposure_is_at_most_1_5(unit_dir, unit):
     r = subprocess.run(
-        [ANALYZE, "security", "--offline=true", "--no-pager", str(unit_dir / UNIT.name)],
+        [ANALYZE, "security", "--offline=true", "--no-pager", str(unit_dir / unit.name)],
         capture_output=True,
         text=True,
         timeout=60,
