@@ -110,11 +110,15 @@ def torch_batched(streams: int, points: int):
     return loop
 
 
-def ours_single(points: int, repeat: int, recompute: bool):
-    """A loop of `points` Forecaster.learn_one + forecast, H=32, k=16, float64."""
+def ours_single(points: int, repeat: int, recompute: bool, season: str = "auto"):
+    """A loop of `points` Forecaster.learn_one + forecast, H=32, k=16, float64.
+
+    season="auto" (the default) adds seasonal inputs to level and change; "off" gives the model
+    torch's I=2 inputs.
+    """
     from lstmstream.learner import Fleet, Forecaster
 
-    f = Forecaster(hidden_size=H, window=K, dtype="float64")
+    f = Forecaster(hidden_size=H, window=K, dtype="float64", season=season)
     f.fleet = Fleet(f.settings, recompute=recompute)  # its fleet of one, made here to pick the mode
     f.fleet.add(f.key)
     ys = np.sin(np.arange(K + 2 + points * (repeat + 1)) * 0.3)
@@ -172,6 +176,7 @@ def main() -> None:
             "torch_lstm": torch_single(n1, cell=False),
             "torch_lstmcell": torch_single(n1, cell=True),
             "ours": ours_single(n1, args.repeat, recompute=True),
+            "ours_2in": ours_single(n1, args.repeat, recompute=True, season="off"),
             "ours_kept": ours_single(n1, args.repeat, recompute=False),
         },
         args.repeat,
@@ -190,15 +195,21 @@ def main() -> None:
         "torch_lstmcell_us_per_point": single["torch_lstmcell"] / n1 * 1e6,
         "torch_batched_points_per_s": B * n / batched["torch"],
     }
-    for mode in ("ours", "ours_kept"):
+    for mode in ("ours", "ours_2in", "ours_kept"):
         res[f"{mode}_single_us_per_point"] = single[mode] / n1 * 1e6
         res[f"{mode}_single_speedup"] = torch_single_best / single[mode]
+    for mode in ("ours", "ours_kept"):
         res[f"{mode}_batched_points_per_s"] = B * n / batched[mode]
         res[f"{mode}_batched_speedup"] = batched["torch"] / batched[mode]
     print(f"single stream, H={H} k={K} float64 (torch {torch.__version__}, 1 thread), best of {args.repeat}")
     print(f"  torch nn.LSTM               {res['torch_lstm_us_per_point']:8.0f} µs/point")
     print(f"  torch LSTMCell              {res['torch_lstmcell_us_per_point']:8.0f} µs/point")
-    for mode, name in (("ours", "lstmstream"), ("ours_kept", "lstmstream --no-recompute")):
+    names = (
+        ("ours", "lstmstream (defaults)"),
+        ("ours_2in", "lstmstream, season off"),
+        ("ours_kept", "lstmstream --no-recompute"),
+    )
+    for mode, name in names:
         us, gain = res[f"{mode}_single_us_per_point"], res[f"{mode}_single_speedup"]
         print(f"  {name:27s} {us:8.0f} µs/point  {gain:.1f}x")
     print(f"{args.streams} streams, own weights, float32")
