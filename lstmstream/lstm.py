@@ -198,9 +198,11 @@ def run(Wx: np.ndarray, xs: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> Trace
     np.copyto(h_in, h0)
     np.copyto(c_in, c0)
     S, T = _gate_scale(H, xs.dtype)
-    # The sigmoid's 1/2 goes into the weights once per window, or for a single step into the 4H
-    # pre-activations, which is cheaper; S is a power of two, so both give the same bits.
-    Ws = Wx * S if k > 1 else Wx
+    # The sigmoid's 1/2 goes into one stream's weights once per window, or into the 4H
+    # pre-activations of each step, which is cheaper for one step or many streams (copying a
+    # block's weights costs more than k scalings); S is a power of two, so both give the same bits.
+    prescale = B == 1 and k > 1
+    Ws = Wx * S if prescale else Wx
     if B == 1:
         mm, W = np.dot, Ws[0]
     else:
@@ -209,7 +211,7 @@ def run(Wx: np.ndarray, xs: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> Trace
     mul, add, tanh = np.multiply, np.add, np.tanh
     for x, a_out, a, i, f, g, o, cp, c, tc, h in steps:
         mm(x, W, a_out)
-        if k == 1:
+        if not prescale:
             mul(a, S, a)
         tanh(a, a)
         mul(a, S, a)
@@ -230,44 +232,46 @@ def output(Wy: np.ndarray, tr: Trace) -> np.ndarray:
     return (hk[:, None] @ Wy)[:, 0]
 
 
-def _factors(tr: Trace, F: np.ndarray) -> None:
-    """Per step, what dc_t and dh_t are multiplied by, into F (k, 6, B, H) = (f, u_i, u_f, u_g, v, w):
+def _factors(tr: Trace, A: np.ndarray, ds: np.ndarray, F: np.ndarray) -> None:
+    """Per step, what dc_t and dh_t are multiplied by, into F (5, k, B, H) = (u_i, u_f, u_g, v, w):
 
     dz_(i, f, g) = dc_t * u with u = (g i', c_{t-1} f', i g'),  dz_o = dh_t * v with v = tanh(c_t) o',
     dc_t = f_{t+1} dc_{t+1} + dh_t * w with w = o tanh'(c_t),
 
-    where ' is each activation's derivative as a function of its pre-activation. Each factor of a
-    step is one contiguous (B, H) block.
+    where ' is each activation's derivative as a function of its pre-activation. The activations
+    are first copied gate-major into A (4, k, B, H) (ds alike), so that each product below is one
+    pass over contiguous memory rather than k * B rows of H (short rows are what products cost).
     """
     k, B, H4 = tr.act.shape
-    a = tr.act.reshape(k, B, 4, H4 // 4)
-    f, g = a[:, :, 1], a[:, :, 2]
-    ds = 1.0 - a
-    ds *= a  # sigmoid' = s (1 - s) for i, f and o (the g row is unused)
-    F[:, 0] = f
-    np.multiply(g, ds[:, :, 0], F[:, 1])
-    np.multiply(tr.cs[:k], ds[:, :, 1], F[:, 2])
-    np.multiply(tr.tcs, ds[:, :, 3], F[:, 4])
-    gt = F[:, 3::2]  # (g', tanh'(c_t)) = 1 - (g, tanh(c_t))**2, then times (i, o)
-    np.multiply(g, g, gt[:, 0])
-    np.multiply(tr.tcs, tr.tcs, gt[:, 1])
+    np.copyto(A, tr.act.reshape(k, B, 4, H4 // 4).transpose(2, 0, 1, 3))
+    g = A[2]
+    np.subtract(1.0, A, ds)
+    ds *= A  # sigmoid' = s (1 - s) for i, f and o (the g block is unused)
+    np.multiply(g, ds[0], F[0])
+    np.multiply(tr.cs[:k], ds[1], F[1])
+    np.multiply(tr.tcs, ds[3], F[3])
+    gt = F[2::2]  # (g', tanh'(c_t)) = 1 - (g, tanh(c_t))**2, then times (i, o)
+    np.multiply(g, g, gt[0])
+    np.multiply(tr.tcs, tr.tcs, gt[1])
     np.subtract(1.0, gt, gt)
-    gt *= a[:, :, 0::3].swapaxes(1, 2)
+    gt *= A[0::3]
 
 
 def _backward_work(B: int, k: int, H: int, dtype: np.dtype) -> tuple:
-    """A backward's arrays (the factors F, dz, dh, dc, dh * w) and the views each step uses,
-    walking back in time."""
-    owner, F, dz, dh, dc, tmp = _carve(dtype, (k, 6, B, H), (k, B, 4 * H), (B, H), (B, H), (B, H))
-    dz4 = dz.reshape(k, B, 4, H)
-    per_step = F[:, 5], F[:, 1:4].swapaxes(1, 2), F[:, 4], F[:, 0]  # w, u (k, B, 3, H), v, f
+    """A backward's arrays (gate-major activations A, the factors F, dz, dh, dc, dh * w) and the
+    views each step uses, walking back in time. The derivatives ds use dz's memory: dz comes later."""
+    owner, A, F, dz, dh, dc, tmp = _carve(
+        dtype, (4, k, B, H), (5, k, B, H), (k, B, 4 * H), (B, H), (B, H), (B, H)
+    )
+    ds, dz4 = dz.reshape(4, k, B, H), dz.reshape(k, B, 4, H)
+    per_step = F[4], F[:3].transpose(1, 2, 0, 3), F[3], A[1]  # w, u (k, B, 3, H), v, f
     if B == 1:  # plain vectors, as in run
         steps = zip(*(v[:, 0] for v in per_step), dz[:, 0], dz4[:, 0, :3], dz4[:, 0, 3], strict=True)
         vecs = dh[0], dc[0], tmp[0], dc, dh[0]
     else:  # dc broadcasts over the three gates it scales; the matmul wants column vectors
         steps = zip(*per_step, dz.reshape(k, B, -1, 1), dz4[:, :, :3], dz4[:, :, 3], strict=True)
         vecs = dh, dc, tmp, dc[:, None], dh.reshape(B, H, 1)
-    return owner, F, dz, list(steps)[::-1], vecs
+    return owner, (A, ds, F), dz, list(steps)[::-1], vecs
 
 
 def backprop(
@@ -282,8 +286,8 @@ def backprop(
     Returns (dWx (B, I+1+H, 4H), written into `out` if given, dL/dh0, dL/dc0).
     """
     k, B, H4 = tr.act.shape
-    _, F, dz, steps, (dh, dc, tmp, dc3, dh_out) = _lend(_backward_work, B, k, H4 // 4, tr.act.dtype)
-    _factors(tr, F)
+    _, factors, dz, steps, (dh, dc, tmp, dc3, dh_out) = _lend(_backward_work, B, k, H4 // 4, tr.act.dtype)
+    _factors(tr, *factors)
     np.copyto(dh, dh_last[0] if B == 1 else dh_last)
     dc[...] = 0.0
     W_hh_T = Wx[:, tr.inputs + 1 :]  # (B, H, 4H): dh = W_hh^T dz, a product with contiguous rows

@@ -209,3 +209,21 @@ def test_huge_inputs_saturate_the_gates_without_warnings():
         _, grads = m.loss_and_grads(np.array([[1e30], [-1e30]]), np.array([0.5]))
     assert np.isfinite(ys).all() and np.isfinite(h).all() and np.isfinite(c).all()
     assert all(np.isfinite(g).all() for g in grads.values())
+
+
+@pytest.mark.parametrize("B", [1, 4])
+def test_backprop_through_strided_views_equals_backprop_through_the_runs_own_trace(B):
+    """Fleet(recompute=False) hands backprop stream-major rings swapped to time-major views."""
+    rng = np.random.default_rng(11)
+    layout = lstm.Layout(2, 5, 1)
+    Wx = layout.blocks(rng.normal(size=(B, layout.size)) * 0.5)[0]
+    tr = lstm.run(Wx, rng.normal(size=(B, 6, 2)), rng.normal(size=(B, 5)), rng.normal(size=(B, 5)))
+    rings = [np.zeros((B, len(a), a.shape[2] + 1)) for a in (tr.hx, tr.cs, tr.tcs, tr.act)]
+    for ring, a in zip(rings, (tr.hx, tr.cs, tr.tcs, tr.act), strict=True):
+        ring[..., :-1] = a.swapaxes(0, 1)
+    strided = lstm.Trace(*(r[..., :-1].swapaxes(0, 1) for r in rings))
+    assert not strided.act.flags.c_contiguous and not strided.cs.flags.c_contiguous
+    dh, dhs = rng.normal(size=(B, 5)), rng.normal(size=(6, B, 5))
+    want = [g.copy() for g in lstm.backprop(Wx, tr, dh, dhs)]
+    for got, g in zip(lstm.backprop(Wx, strided, dh, dhs), want, strict=True):
+        np.testing.assert_array_equal(got, g)
