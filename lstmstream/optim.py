@@ -15,9 +15,15 @@ ONE_OK, ONE_SKIPPED = np.ones(1, bool), np.zeros(1, bool)  # `step`'s answer for
 ONE_OK.flags.writeable = ONE_SKIPPED.flags.writeable = False
 
 
+def _norms(g: np.ndarray) -> np.ndarray:
+    """Per-row L2 norms of g (B, P), as B stacked (1, P) @ (P, 1) products: BLAS dots, 3x faster
+    than einsum, and bit for bit np.dot of a row alone (the one-row path in `step`)."""
+    return np.sqrt(np.matmul(g[:, None, :], g[:, :, None])[:, 0, 0])
+
+
 def _norms_and_scale(g: np.ndarray, max_norm: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Per-row L2 norms of g (B, P) and the factor (B,) that clips each to max_norm (1 if not finite)."""
-    norms = np.sqrt(np.einsum("bp,bp->b", g, g))
+    norms = _norms(g)
     if max_norm is None:
         return norms, np.ones_like(norms)
     with np.errstate(invalid="ignore"):
@@ -59,12 +65,13 @@ class _Optimizer:
     max_norm: float | None
 
     def step(self, w: np.ndarray, g: np.ndarray, state: dict[str, np.ndarray]) -> np.ndarray:
-        """Update w (B, P) and state in place; returns the rows that stepped.
+        """Update w (B, P) and state in place; returns the rows that stepped. g is used as work
+        space: its values afterwards are not the gradient.
 
         A row whose gradient is not finite is left untouched, and its step count does not move.
         """
         if len(g) == 1:  # one row: its factors as NumPy scalars
-            norm = np.sqrt(np.einsum("bp,bp->b", g, g))[0]
+            norm = np.sqrt(np.dot(g[0], g[0]))
             if not math.isfinite(norm):
                 return ONE_SKIPPED
             self._apply(w, g, _row_scale(norm, self.max_norm), state)
@@ -94,7 +101,8 @@ class SGD(_Optimizer):
         return {"t": np.zeros(rows, np.int64)}
 
     def _apply(self, w: np.ndarray, g: np.ndarray, scale, state: dict[str, np.ndarray]) -> None:
-        w -= g * _per_row(self.lr * scale, w.dtype)
+        g *= _per_row(self.lr * scale, w.dtype)
+        w -= g
         state["t"] += 1
 
 
@@ -136,11 +144,11 @@ class Adam(_Optimizer):
 
     def _apply(self, w: np.ndarray, g: np.ndarray, scale, state: dict[str, np.ndarray]) -> None:
         """One step for rows with finite gradients g, clipped by `scale` ((B,), or a scalar for
-        one row): 12 passes over the rows.
+        one row): 12 passes over the rows, in place in g (no work array: one less in cache).
 
         lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) is computed as
-        (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2)), and the clip factor is folded into
-        the moment updates, so no clipped copy of g is made.
+        (lr sqrt(bc2)/bc1) * m / (sqrt(v) + eps sqrt(bc2)). The clip factor s is folded into the
+        first moment's increment a = (1-b1) s g, and the second moment's is a^2 (1-b2)/(1-b1)^2.
         """
         b1, b2 = self.betas
         m, v, t = state["m"], state["v"], state["t"]
@@ -151,15 +159,15 @@ class Adam(_Optimizer):
         else:  # one row: Python numbers, the same IEEE operations as on (1,) arrays, far fewer calls
             n = t[0] = int(t[0]) + 1
             bc1, root_bc2 = 1.0 - b1**n, math.sqrt(1.0 - b2**n)
-        tmp = g * _per_row((1.0 - b1) * scale, w.dtype)
+        g *= _per_row((1.0 - b1) * scale, w.dtype)
         m *= b1
-        m += tmp
-        np.multiply(g, g, out=tmp)
-        tmp *= _per_row((1.0 - b2) * scale * scale, w.dtype)
+        m += g
+        g *= g
+        g *= (1.0 - b2) / (1.0 - b1) ** 2
         v *= b2
-        v += tmp
-        np.sqrt(v, out=tmp)
-        tmp += _per_row(self.eps * root_bc2, w.dtype)
-        np.divide(m, tmp, out=tmp)
-        tmp *= _per_row(self._lr(n) * root_bc2 / bc1, w.dtype)
-        w -= tmp
+        v += g
+        np.sqrt(v, out=g)
+        g += _per_row(self.eps * root_bc2, w.dtype)
+        np.divide(m, g, out=g)
+        g *= _per_row(self._lr(n) * root_bc2 / bc1, w.dtype)
+        w -= g

@@ -88,3 +88,77 @@ def test_a_single_row_with_a_non_finite_gradient_is_skipped():
     assert opt.step(w, np.array([[1.0, np.inf, 0.0]]), state).tolist() == [False]
     np.testing.assert_array_equal(w, np.ones((1, 3)))
     assert state["t"][0] == 0 and not state["m"].any() and not state["v"].any()
+
+
+def reference_adam_step(w, m, v, t, g, opt):
+    """One row's step written out plainly (PyTorch's Adam after clip_grad_norm_, with the decay)."""
+    b1, b2 = opt.betas
+    norm = np.sqrt(np.sum(g * g))
+    g = g * min(1.0, opt.max_norm / (norm + 1e-12))
+    t += 1
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    lr = max(opt.lr / np.sqrt(1 + t / opt.decay), opt.min_lr)
+    w = w - lr / (1 - b1**t) * m / (np.sqrt(v) / np.sqrt(1 - b2**t) + opt.eps)
+    return w, m, v, t
+
+
+def ragged_steps(rng, rows: int, steps: int):
+    """Which rows step at each step (a random subset, never empty), so their step counts differ."""
+    for _ in range(steps):
+        picked = np.flatnonzero(rng.random(rows) < 0.6)
+        yield picked if len(picked) else np.arange(rows)
+
+
+def step_rows(opt, w, state, rows, g):
+    """Step only `rows` of w and state (gathered and scattered back, like Fleet does)."""
+    part = {n: a[rows] for n, a in state.items()}
+    moved = w[rows]
+    opt.step(moved, g.copy(), part)
+    w[rows] = moved
+    for n, a in part.items():
+        state[n][rows] = a
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_rows_at_any_steps_match_a_plain_adam_written_out_per_row(shared):
+    """Rows that joined together (one step count) and rows at different step counts."""
+    rng = np.random.default_rng(3)
+    opt = Adam(lr=0.05, max_norm=1.0, decay=5.0, min_lr=0.01)
+    w = rng.standard_normal((4, 30))
+    state = opt.init_state(4, 30)
+    ref = [(w[i].copy(), np.zeros(30), np.zeros(30), 0) for i in range(4)]
+    steps = ([np.arange(4)] * 12) if shared else ragged_steps(rng, 4, 12)
+    for rows in steps:
+        g = rng.standard_normal((len(rows), 30)) * rng.choice([0.01, 10.0], (len(rows), 1))
+        step_rows(opt, w, state, rows, g)
+        for i, gi in zip(rows, g, strict=True):
+            ref[i] = reference_adam_step(*ref[i], gi, opt)
+    for i, (wi, mi, vi, ti) in enumerate(ref):
+        np.testing.assert_allclose(w[i], wi, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(state["m"][i], mi, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(state["v"][i], vi, rtol=1e-12, atol=1e-15)
+        assert state["t"][i] == ti
+    assert shared or len(set(state["t"].tolist())) > 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_at_different_steps_step_exactly_like_each_row_alone(dtype):
+    """Rows stepped together (factors as (B, 1) columns, norms as stacked dots) and each row
+    alone (factors as numbers, its norm by np.dot): the same rounding, bit for bit."""
+    rng = np.random.default_rng(11)
+    opt = Adam(lr=0.01, max_norm=1.0, decay=10.0, min_lr=0.001)
+    w = rng.standard_normal((4, 40)).astype(dtype)
+    alone = [(w[i : i + 1].copy(), opt.init_state(1, 40, dtype)) for i in range(4)]
+    state = opt.init_state(4, 40, dtype)
+    for rows in [*ragged_steps(rng, 4, 10), np.arange(4)]:
+        g = (rng.standard_normal((len(rows), 40)) * rng.choice([0.01, 10.0], (len(rows), 1))).astype(dtype)
+        step_rows(opt, w, state, rows, g)
+        for i, gi in zip(rows, g, strict=True):
+            wi, si = alone[i]
+            opt.step(wi, gi[None].copy(), si)
+    assert len(set(state["t"].tolist())) > 1  # the last step was one of rows at different counts
+    for i, (wi, si) in enumerate(alone):
+        np.testing.assert_array_equal(w[i], wi[0])
+        for n in ("m", "v", "t"):
+            np.testing.assert_array_equal(state[n][i], si[n][0])
