@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -284,17 +285,18 @@ class Fleet:
         err = ys - self.fc[ix]
         if least > 0:
             a = rate(m, 0.01, np.float64)
+            sq = np.square(err)
         else:  # some stream's first point: no forecast to score, its variance stays
             seen = (m > 0)[:, None]
             err = np.where(seen, err, np.nan)
             a = rate(np.maximum(m, 1), 0.01, np.float64)
-        sq = np.fmax(np.square(err), 0.0)  # fmax drops NaN: a first point adds 0
+            sq = np.fmax(np.square(err), 0.0)  # fmax drops NaN: a first point adds 0
         sig2 = sig2_old + a * (sq - sig2_old)
         if least < 1:
             sig2 = np.where(seen, sig2, sig2_old)
         # the first error is its own yardstick; in float64 like the new variances
         ref = sig2_old if least > 1 else np.where((m == 1)[:, None], sig2, sig2_old)
-        sigma = np.maximum(np.sqrt(ref, dtype=np.float64), floor)  # before sig2_old, a view, is written
+        sigma = np.maximum(np.sqrt(ref), floor)  # before sig2_old, a view, is written
         self.sig2[ix] = sig2
         score = np.abs(err) / sigma  # NaN on a first point
         return err, score[:, 0] if self.size == 1 else np.max(score, axis=1)
@@ -497,16 +499,18 @@ class Forecaster:
 
     def learn_one(self, y: float | list[float], t: float | None = None) -> None:
         """Test-then-train on one point (a number, or a list for a multivariate stream)."""
-        y = np.asarray(y, np.float64).reshape(1, -1)
+        ys = np.asarray(y, np.float64).reshape(1, -1)
         if self.fleet is None:
-            self.fleet = Fleet(self.settings, size=y.shape[1], init=self.init)
+            self.fleet = Fleet(self.settings, size=ys.shape[1], init=self.init)
             self.fleet.add(self.key)
-        if y.shape[1] != self.fleet.size:
-            raise ValueError(f"point has {y.shape[1]} values, the stream has {self.fleet.size}")
-        if np.count_nonzero(np.isfinite(y)) < y.shape[1]:  # cheaper than .all()
+        if ys.shape[1] != self.fleet.size:
+            raise ValueError(f"point has {ys.shape[1]} values, the stream has {self.fleet.size}")
+        # a number is checked without NumPy calls; count_nonzero is cheaper than .all()
+        finite = math.isfinite(y) if isinstance(y, float) else np.count_nonzero(np.isfinite(ys)) == len(ys[0])
+        if not finite:
             raise ValueError("non-finite value")
         ts = np.array([float(self.n if t is None else t)])
-        self.last = self.fleet.learn(self._row, y, ts)
+        self.last = self.fleet.learn(self._row, ys, ts)
 
     def forecast(self, horizon: int = 1) -> list:
         """The next `horizon` values (numbers, or lists for a multivariate stream)."""

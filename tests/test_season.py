@@ -82,6 +82,24 @@ def test_auto_stays_off_for_sequence_number_times():
     assert (x[:, 2:] == 0).all()  # the calendar and season inputs stay zero
 
 
+def test_seasons_that_stay_off_leave_the_rings_and_moments_as_they_were():
+    """What lets a stream without any season skip the ring updates: its seasonal inputs are zero
+    and nothing but the pending season number would change, in a fleet (mixed) or alone."""
+    f = Fleet(Settings(hidden=4, window=4))
+    rows = np.array([f.add("counter"), f.add("clocked")])
+    for i in range(40):
+        f.learn(rows, np.array([[np.sin(i)], [np.cos(i)]]), np.array([float(i), T0 + FIVE_MIN * i]))
+    alone = Fleet(Settings(hidden=4, window=4))
+    feed(alone, "counter", np.arange(40.0), np.sin(np.arange(40)))
+    for clock in (f.clock, alone.clock):
+        assert clock.n_season == 2 and not clock.period[0].any()
+        for name in ("ring", "ring_s", "pend", "pend_n", "pend_slot", "s_prev", "s_ok", "s_mom"):
+            assert not clock.arrays()[name][0].any(), name
+    assert f.clock.period[1].all()  # the clocked stream's seasons did switch on
+    np.testing.assert_array_equal(f.window.x[0], alone.window.x[0])
+    assert not f.window.x[0, :, 2:].any()
+
+
 def test_auto_turns_on_for_a_five_minute_clock_and_a_daily_one_gets_only_a_weekly_season():
     f = Fleet(Settings(hidden=4, window=4, calendar="auto"))
     fast = feed(f, "fast", T0 + FIVE_MIN * np.arange(20), np.ones(20))
