@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 import zmq
 
@@ -34,8 +35,11 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def serve(frontend: str, backend: str) -> int:
-    """Forward until SIGTERM or SIGINT (exit status 0), or until the forwarder fails (1)."""
+def serve(frontend: str, backend: str, forward: Callable = zmq.proxy_steerable) -> int:
+    """Forward until SIGTERM or SIGINT (exit status 0), or until the forwarder fails (1).
+
+    forward(frontend, backend, capture, control) is the forwarder run in the thread.
+    """
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -48,7 +52,7 @@ def serve(frontend: str, backend: str) -> int:
         front, back = attach(xsub, frontend), attach(xpub, backend)
         control.bind("inproc://proxy-control")
         steer.connect("inproc://proxy-control")
-        worker = threading.Thread(target=zmq.proxy_steerable, args=(xsub, xpub, None, control), daemon=True)
+        worker = threading.Thread(target=forward, args=(xsub, xpub, None, control), daemon=True)
         worker.start()
         log(f"proxy: sensors -> {front} (XSUB), daemons <- {back} (XPUB); ready")
         notify.ready(f"forwarding {front} -> {back}")

@@ -3,6 +3,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -82,3 +83,52 @@ def test_under_systemd_it_says_ready_pings_the_watchdog_and_says_stopping(tmp_pa
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+FAILING_FORWARDER = """
+import sys
+import zmq
+from lstmstream.proxy import serve
+
+def forward(xsub, xpub, capture, control):
+    # a real forwarder for one subscription and one message, then a failure (a bug, a broken socket)
+    xsub.send(xpub.recv())
+    xpub.send_multipart(xsub.recv_multipart())
+    raise RuntimeError("forwarder broke")
+
+sys.exit(serve("@tcp://127.0.0.1:*", "@tcp://127.0.0.1:*", forward=forward))
+"""
+
+
+def test_a_dead_forwarder_ends_the_proxy_with_status_1_for_systemd_to_restart(tmp_path):
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(str(path))
+        s.settimeout(20)
+        env = {**os.environ, "NOTIFY_SOCKET": str(path)}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", FAILING_FORWARDER], stderr=subprocess.PIPE, text=True, env=env
+        )
+        ctx = zmq.Context()
+        pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
+        try:
+            assert "READY=1" in s.recv(4096).decode().split("\n")
+            front, back = re.findall(r"tcp://127\.0\.0\.1:\d+", wait_for_line(proc, "ready", timeout=20.0))
+            pub.connect(front)
+            sub.connect(back)
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            deadline = time.monotonic() + 20
+            while proc.poll() is None and time.monotonic() < deadline:
+                pub.send_multipart([b"sensor-1", b"x"])  # until the subscription has travelled upstream
+                time.sleep(0.05)
+            _, err = proc.communicate(timeout=20)
+            assert proc.returncode == 1, err
+            assert "forwarder broke" in err and "exiting with status 1" in err
+            assert sub.poll(5000) and sub.recv_multipart() == [b"sensor-1", b"x"]  # it did forward
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            pub.close(linger=0)
+            sub.close(linger=0)
+            ctx.term()
