@@ -101,6 +101,13 @@ def fit_command(file, settings: Settings, epochs, batch, out) -> None:
     help="New keys past this many streams are rejected.",
 )
 @click.option(
+    "--forget-after",
+    type=click.FloatRange(0),
+    default=RUN.forget_after,
+    show_default=True,
+    help="Seconds without an accepted point after which a stream is dropped (0: never).",
+)
+@click.option(
     "--stats-every",
     type=click.FloatRange(0, min_open=True),
     default=RUN.stats_every,

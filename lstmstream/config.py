@@ -37,6 +37,7 @@ class Config:
     checkpoint_every: float = 30.0  # seconds between checkpoints to state_dir
     init: str | None = None  # warm-start weights (from `fit`) for new streams
     max_streams: int = 10_000
+    forget_after: float = 0.0  # seconds without an accepted point before a stream is dropped; 0: never
     stats_every: float = 10.0
     max_msg_size: int = 65_536
     shard: str = "0/1"  # serve only the keys of shard i of N ("i/N", lstmstream/shard.py)
@@ -68,6 +69,7 @@ RULES = {  # what the command line's option types check, for values from the env
     "dtype": (lambda x: x in ("float32", "float64"), "float32 or float64"),
     "season_slots": (lambda x: x >= 1, ">= 1"),
     "max_streams": (lambda x: x >= 1, ">= 1"),
+    "forget_after": (lambda x: x >= 0, ">= 0"),
     "stats_every": (lambda x: x > 0, "> 0"),
     "checkpoint_every": (lambda x: x > 0, "> 0"),
     "max_msg_size": (lambda x: x >= 1, ">= 1"),

@@ -10,7 +10,9 @@ drain is finished, then the sockets close. With a state dir, every stream is loa
 sockets open and checkpointed periodically and at the stop; systemd hears READY=1, STATUS=,
 WATCHDOG=1 and STOPPING=1 (`service.Upkeep`). SIGHUP only sets a flag: the loop calls `reload`.
 With `--shard i/N`, a message whose key belongs to another shard is dropped before it is decoded
-and counted as `other_shard`.
+and counted as `other_shard`. With `--forget-after S`, each stats tick drops the streams that have
+learned no point for S seconds of the daemon's monotonic clock (streams loaded from the state
+dir count as seen at the start); a key that comes back later is a new stream.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Stats:
     published: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     other_shard: int = 0  # messages whose key belongs to another shard (ignored, not an error)
+    forgotten: int = 0  # streams dropped after --forget-after seconds without a point
     busy: float = 0.0  # seconds spent learning since the last report
     busy_points: int = 0
 
@@ -69,6 +72,7 @@ class Stats:
             "published": self.published,
             "rejected": dict(self.rejected),
             "other_shard": self.other_shard,
+            "forgotten": self.forgotten,
             "streams": streams,
             "us_per_point": us,
             "uptime": uptime,
@@ -96,6 +100,7 @@ class Daemon:
         self.curve: CurveServer | None = None  # with --curve-secret: the ZAP allow-list of both sockets
         self.fleets: dict[int, Fleet] = {}  # one per point dimension
         self.home: dict[str, Fleet] = {}  # the fleet that holds each stream
+        self.seen: dict[int, np.ndarray] = {}  # per fleet, by row: time.monotonic() of the last point
         self.stats = Stats()
         self.shard = parse_shard(config.shard)
         self.throttle = Throttle(log)
@@ -149,6 +154,7 @@ class Daemon:
         """The streams saved in the state dir, if any."""
         self.fleets = self.upkeep.load()
         self.home = {key: fleet for fleet in self.fleets.values() for key in fleet.keys}
+        self.seen = {size: np.full(fleet.capacity, time.monotonic()) for size, fleet in self.fleets.items()}
 
     def open(self) -> None:
         c = self.config
@@ -165,11 +171,12 @@ class Daemon:
         self.pub.setsockopt(zmq.SNDHWM, PUB_HWM)
         self.pub.setsockopt(zmq.MAXMSGSIZE, c.max_msg_size)  # subscriptions are incoming messages too
         self._attach(self.pub, c.pub, "bind")
-        log.info("model %s; at most %d streams; shard %s", c.settings, c.max_streams, self.shard)
+        forget = f"; streams idle for {c.forget_after:g} s are forgotten" if c.forget_after else ""
+        log.info("model %s; at most %d streams%s; shard %s", c.settings, c.max_streams, forget, self.shard)
 
     def _attach(self, sock: zmq.Socket, spec: str, natural: str) -> None:
         how, addr = endpoint(spec, natural)
-        name = "SUB" if sock.socket_type == zmq.SUB else "PUB"
+        name = "SUB" if sock.type == zmq.SUB else "PUB"
         try:
             if self.curve is not None:
                 secure.bind(self.curve, sock, how, addr)
@@ -209,13 +216,42 @@ class Daemon:
                 next_tick = time.monotonic() + self.config.stats_every
 
     def tick(self) -> None:
-        """Periodic work: publish $stats, summarise held-back warnings."""
+        """Periodic work: forget idle streams, publish $stats, summarise held-back warnings."""
+        if self.config.forget_after:
+            self.forget(time.monotonic() - self.config.forget_after)
         report = self.stats.report(len(self.home), time.monotonic() - self.started)
         if self.curve is not None:
             report["curve"] = secure.counters(self.curve)
         self.send(wire.STATS_KEY, report)
         self.upkeep.status(len(self.home), self.stats.learned)
         self.throttle.flush()
+
+    def forget(self, before: float) -> None:
+        """Drop every stream whose last point was learned before `before` (time.monotonic()).
+
+        Safe while a checkpoint is being copied in steps: `Checkpointer.step` finds each bucket's
+        rows from `fleet.keys` anew and copies a bucket whole, between loop iterations. A bucket
+        copied before this call still holds the stream (as it was); the next save drops it, and
+        an emptied fleet stays in `self.fleets` so that its buckets are rewritten empty.
+        """
+        gone = []
+        for fleet in self.fleets.values():
+            seen = self.last_seen(fleet)
+            for key in [fleet.keys[r] for r in np.flatnonzero(seen[: len(fleet.keys)] < before)]:
+                row, last = fleet.index[key], len(fleet.keys) - 1
+                fleet.remove(key)  # the last row moves into `row`
+                seen[row] = seen[last]
+                del self.home[key]
+                gone.append(key)
+        if not gone:
+            return
+        self.stats.forgotten += len(gone)
+        self.upkeep.changed()
+        some = ", ".join(f"{k!r:.40}" for k in gone[:3]) + (", ..." if len(gone) > 3 else "")
+        log.info(
+            "forgot %d streams without a point for %g s (%s); %d remain",
+            len(gone), self.config.forget_after, some, len(self.home),
+        )  # fmt: skip
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -284,7 +320,7 @@ class Daemon:
     # ---- learning and output -------------------------------------------------------------
 
     def learn(self, d: Drain) -> None:
-        start = time.perf_counter()
+        start, now = time.perf_counter(), time.monotonic()
         queues = list(d.points.items())
         r = 0
         while queues:
@@ -292,14 +328,14 @@ class Daemon:
             for key, points in queues:
                 by_size[len(points[r].v)].append((key, points[r]))
             for size, items in by_size.items():
-                self.learn_round(size, items)
+                self.learn_round(size, items, now)
             r += 1
             queues = [(k, points) for k, points in queues if len(points) > r]
         self.stats.busy += time.perf_counter() - start
         self.stats.busy_points += d.size
 
-    def learn_round(self, size: int, items: list[tuple[str, Point]]) -> None:
-        """One point for each of several distinct streams of one dimension, in one batch."""
+    def learn_round(self, size: int, items: list[tuple[str, Point]], now: float) -> None:
+        """One point for each of several distinct streams of one dimension, in one batch, at `now`."""
         fleet = self.fleets.get(size)
         if fleet is None:
             fleet = self.fleets[size] = self.upkeep.new_fleet(size)
@@ -309,6 +345,7 @@ class Daemon:
                 fleet.add(k)
                 self.home[k] = fleet
         rows = np.fromiter(map(fleet.index.__getitem__, keys), np.int64, len(keys))
+        self.last_seen(fleet)[rows] = now
         ts = np.fromiter((p.t for _, p in items), np.float64, len(items))
         if size == 1:
             ys = np.fromiter((p.v[0] for _, p in items), np.float64, len(items))
@@ -322,6 +359,16 @@ class Daemon:
         for j, record in zip(order.tolist(), records.forecasts(step), strict=True):
             self.send(keys[j], record)
         self.stats.published += len(keys)
+
+    def last_seen(self, fleet: Fleet) -> np.ndarray:
+        """The fleet's row-indexed times of the last point, grown with the fleet."""
+        seen = self.seen.get(fleet.size)
+        if seen is None or len(seen) < fleet.capacity:
+            grown = np.zeros(fleet.capacity)  # rows beyond the fleet's streams are never read
+            if seen is not None:
+                grown[: len(seen)] = seen
+            seen = self.seen[fleet.size] = grown
+        return seen
 
     def send(self, key: str, record: dict) -> None:
         # A PUB socket never blocks: a subscriber whose queue (PUB_HWM) is full misses messages.

@@ -120,6 +120,10 @@ class Upkeep:
         new, self.saved = now != self.saved, now
         return new
 
+    def changed(self) -> None:
+        """Streams were dropped: save next time even if the count of learned points is the same."""
+        self.saved = (-1, self.saved[1])
+
     def status(self, streams: int, points: int) -> None:
         """STATUS= the number of streams and the points learned per second since the last one."""
         n0, t0 = self.since
