@@ -118,3 +118,23 @@ def test_security_exposure_is_at_most_1_5(unit_dir, unit):
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", r.stdout + r.stderr)
     assert found, r.stdout + r.stderr
     assert float(found.group(1)) <= MAX_EXPOSURE, r.stdout
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
+def test_code_paths_stay_read_only_and_writable_mounts_noexec(unit):
+    """Seen live (systemd/live-check, systemd 252): ExecPaths= remounts its paths writable, and
+    NoExecPaths=/ does not reach the service's own writable mounts; the unit corrects both."""
+    d = unit_lines(unit)
+    assert d["BindReadOnlyPaths"][0].split() == d["ExecPaths"][0].split()
+    noexec = " ".join(d["NoExecPaths"]).split()
+    assert {"/", "/tmp", "/var/tmp", "/dev/shm", "/run"} <= set(noexec)
+    for state in d.get("StateDirectory", []):
+        assert f"/var/lib/private/{state}" in noexec  # where DynamicUser keeps it
+    assert "ConfigurationDirectory" not in d  # it made /etc/lstmstream a writable mount
+
+
+def test_the_live_check_script_is_executable_bash():
+    script = UNIT.with_name("live-check")
+    assert script.stat().st_mode & 0o111
+    r = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
