@@ -32,6 +32,7 @@ def test_the_unit_runs_one_instance_per_service_definition():
     assert d["StateDirectory"] == ["lstmstream/%i"]
     assert d["DynamicUser"] == ["yes"]
     assert int(d["WatchdogSec"][0]) > 0
+    assert int(d["TimeoutAbortSec"][0]) < int(d["TimeoutStopSec"][0])  # a hung loop saves nothing
     assert "sched_setscheduler" in " ".join(d["SystemCallFilter"])  # libzmq needs it back
 
 
