@@ -136,18 +136,20 @@ class Daemon:
         self.reload_asked = True
 
     def reload(self) -> None:
-        """SIGHUP: reread the configuration; the log level takes effect, other changes need a restart."""
+        """SIGHUP: reread the configuration; the log level and forget_after take effect, other
+        changes need a restart."""
         notify.reloading()
         if self.curve is not None:
             secure.reload_keys(self.curve)
         try:
-            level = self.reread().log_level
+            new = self.reread()
         except ConfigError as e:
             log.error("reload: %s; keeping log level %s", e, self.config.log_level)
         else:
-            logs.setup(level)
-            self.config = dataclasses.replace(self.config, log_level=level)
-            log.info("reloaded: log level %s", level)
+            logs.setup(new.log_level)
+            live = {"log_level": new.log_level, "forget_after": new.forget_after}
+            self.config = dataclasses.replace(self.config, **live)
+            log.info("reloaded: log level %s, forget_after %g s", new.log_level, new.forget_after)
         self.upkeep.ready(len(self.home))
 
     def restore(self) -> None:

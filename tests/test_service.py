@@ -295,7 +295,7 @@ def test_sd_notify_ready_status_watchdog_stopping(run, tmp_path, notify_socket):
     assert {p.name: p.stat().st_mtime_ns for p in state.iterdir()} == files  # idle: nothing rewritten
 
 
-def test_sighup_rereads_the_log_level_from_the_config_file(run, tmp_path, notify_socket):
+def test_sighup_rereads_the_log_level_and_forget_after_from_the_config_file(run, tmp_path, notify_socket):
     s, path = notify_socket
     conf = tmp_path / "service.toml"
     toml = (
@@ -305,11 +305,11 @@ def test_sighup_rereads_the_log_level_from_the_config_file(run, tmp_path, notify
     d = run("svc", "--config", str(conf), env={"NOTIFY_SOCKET": path}, endpoints=False)
     messages(s, "READY=1")
     assert " INFO " not in d.text()
-    conf.write_text(toml.format(tmp_path, "info"))
+    conf.write_text(toml.format(tmp_path, "info") + "forget_after = 3600\n")
     d.proc.send_signal(signal.SIGHUP)
     reload = messages(s, "READY=1", status=False)
     assert reload[0][0] == "RELOADING=1" and reload[0][1].startswith("MONOTONIC_USEC=")
-    assert "reloaded: log level info" in d.text()
+    assert "reloaded: log level info, forget_after 3600 s" in d.text()
     conf.write_text("log_level = 'loud'\n")  # a broken file: reported, the level stays
     d.proc.send_signal(signal.SIGHUP)
     assert messages(s, "READY=1", status=False)[0][0] == "RELOADING=1"
