@@ -22,18 +22,21 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
 
 from . import lstm
-from .optim import Adam
+from .optim import ONE_OK, Adam
 from .rows import at, contiguous
 from .scaler import Scaler, rate, spread
 from .season import Clock, span
 from .steps import Steps
 from .window import Window
+
+_ONE = np.ones((), np.int64)  # a count's increment: NumPy adds a 0-d array faster than a Python int
 
 # a stream's step size at its t-th update: lr / sqrt(1 + t / LR_DECAY), but at least lr * LR_FLOOR
 # (reached after 8000 points): smaller steps cost accuracy on streams that change level
@@ -70,16 +73,33 @@ def stream_rng(seed: int, key: str) -> np.random.Generator:
 
 @dataclass
 class Step:
-    """What one learn call produced, one row per stream (as the daemon publishes it)."""
+    """What one learn call produced, one row per stream (as the daemon publishes it).
+
+    The interval lo, hi = v - z sigma, v + z sigma is computed when read (a Forecaster never
+    reads it).
+    """
 
     rows: np.ndarray  # (B,)
     t: np.ndarray  # (B,) timestamp of the point just learned
     v: np.ndarray  # (B, D) forecast of the next value
-    lo: np.ndarray  # (B, D)
-    hi: np.ndarray  # (B, D)
     err: np.ndarray  # (B, D) error of the forecast for this point; NaN on a stream's first point
     score: np.ndarray  # (B,) anomaly score |err| / sigma (max over dimensions); NaN likewise
     n: np.ndarray  # (B,) points learned on the stream
+    sig2: np.ndarray  # (B, D) running variance of the errors, this one included
+    z: float  # the interval's half-width in sigmas
+
+    @cached_property
+    def half(self) -> np.ndarray:
+        """(B, D): half the interval's width, z sigma."""
+        return self.z * np.sqrt(self.sig2)
+
+    @property
+    def lo(self) -> np.ndarray:
+        return self.v - self.half
+
+    @property
+    def hi(self) -> np.ndarray:
+        return self.v + self.half
 
 
 class Fleet:
@@ -124,6 +144,8 @@ class Fleet:
         self.last_t = np.zeros(0, np.float64)
         self.sig2 = np.zeros((0, size), np.float64)
         self.skipped = np.zeros(0, np.int64)
+        self._kept: tuple = (None, None)  # (slice bounds, views) of the last `_weights`
+        self._grad: tuple = (np.empty((0, self.layout.size), self.dtype),)  # work space g, its blocks
 
     # ---- state as data -------------------------------------------------------------------
 
@@ -148,6 +170,7 @@ class Fleet:
         return out
 
     def _load(self, arrays: dict[str, np.ndarray]) -> None:
+        self._kept = (None, None)  # views of the old arrays
         for n in ("w", "h", "c", "fc", "last_y", "last_t", "sig2", "skipped"):
             setattr(self, n, arrays[n])
         self.adam = {n: arrays[f"adam.{n}"] for n in self.adam}
@@ -254,7 +277,7 @@ class Fleet:
         least = _least(n_prev)  # > 0: no stream is on its first point, the common case
         floor, std = spread(self.scaler.mean[ix], self.scaler.var[ix])
 
-        err, score = self._score(ix, ys, n_prev, least, floor)
+        err, score, sig2 = self._score(ix, ys, n_prev, least, floor)
         target = self._target(ix, ys, std).astype(self.dtype, copy=False)
         if least > 0:
             h, c, h0, c0 = self._train(rows, target)
@@ -265,17 +288,17 @@ class Fleet:
             if np.count_nonzero(seen):
                 h[seen], c[seen], h0[seen], c0[seen] = self._train(rows[seen], target[seen])
 
-        x, mean, std = self._observe(rows, ix, ys, ts, n_prev, least)
+        n = n_prev + _ONE
+        x, mean, std = self._observe(rows, ix, ys, ts, n_prev, n, least)
         self.window.push(rows, x, h0, c0)
         out, h, c = self._advance(rows, x, h, c, keep=True)
         fc = self._level(ys, mean, std, out)
         self.h[ix], self.c[ix], self.fc[ix] = h, c, fc
-        half = self.z * np.sqrt(self.sig2[ix])
-        return Step(rows, np.asarray(ts, np.float64), fc, fc - half, fc + half, err, score, n_prev + 1)
+        return Step(rows, np.asarray(ts, np.float64), fc, err, score, n, sig2, self.z)
 
     def _score(
         self, ix: slice | np.ndarray, ys: np.ndarray, m: np.ndarray, least: int, floor: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Error of the pending forecasts, the anomaly score, and the running error variance.
 
         m: errors seen so far, this one included (the points seen before it); least: min(m);
@@ -299,7 +322,7 @@ class Fleet:
         sigma = np.maximum(np.sqrt(ref), floor)  # before sig2_old, a view, is written
         self.sig2[ix] = sig2
         score = np.abs(err) / sigma  # NaN on a first point
-        return err, score[:, 0] if self.size == 1 else np.max(score, axis=1)
+        return err, score[:, 0] if self.size == 1 else np.max(score, axis=1), sig2
 
     def target(self, rows: np.ndarray, ys: np.ndarray) -> np.ndarray:
         """What the model learns to output for the new points ys (B, size), before `observe`s them."""
@@ -313,7 +336,7 @@ class Fleet:
         """Take the new points into each stream's running statistics; returns their inputs (B, I)."""
         ix = at(rows)
         n = self.scaler.n[ix].copy()
-        return self._observe(rows, ix, ys, ts, n, _least(n))[0]
+        return self._observe(rows, ix, ys, ts, n, n + 1, _least(n))[0]
 
     def _observe(
         self,
@@ -322,11 +345,12 @@ class Fleet:
         ys: np.ndarray,
         ts: np.ndarray,
         n: np.ndarray,
+        n_new: np.ndarray,
         least: int,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """observe (ix = at(rows); n: points seen before, least: min(n)), also returning the new
-        means and stds."""
-        mean, var = self.scaler.update_at(ix, ys)
+        """observe (ix = at(rows); n: points seen before, n_new = n + 1, least: min(n)), also
+        returning the new means and stds."""
+        mean, var = self.scaler.update_at(ix, ys, n_new)
         std = spread(mean, var)[1]
         prev = self.last_y[ix] if least > 0 else np.where((n > 0)[:, None], self.last_y[ix], ys)
         extra = self.clock.inputs(rows, ys, prev, ts, std, n) if self.clock.n_inputs else None
@@ -340,14 +364,9 @@ class Fleet:
     ) -> np.ndarray:
         """The inputs (B, I): level and change, standardised, then the clock's `extra` inputs.
 
-        Written into one array of the fleet's dtype (the clock computes in float64)."""
-        D = self.size
-        x = np.empty((len(y), self.inputs), self.dtype)
-        x[:, :D] = (y - mean) / std
-        x[:, D : 2 * D] = (y - prev) / std
-        if extra is not None:
-            x[:, 2 * D :] = extra
-        return x
+        Joined into one array of the fleet's dtype (the clock computes in float64)."""
+        parts = ((y - mean) / std, (y - prev) / std) + (() if extra is None else (extra,))
+        return np.concatenate(parts, axis=1, dtype=self.dtype)
 
     def _level(self, y: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Turn the model's scaled output back into a forecast of the next value."""
@@ -360,8 +379,8 @@ class Fleet:
         """
         if len(rows) <= self.BLOCK:
             tr = self._train_block(rows, target)
-            hs = tr.hs
-            return hs[-1], tr.cs[-1], hs[1], tr.cs[1]
+            hs, cs = tr.hs, tr.cs
+            return hs[-1], cs[-1], hs[1], cs[1]
         out = np.empty((4, len(rows), self.settings.hidden), self.dtype)
         for lo in range(0, len(rows), self.BLOCK):
             part = slice(lo, lo + self.BLOCK)
@@ -373,22 +392,49 @@ class Fleet:
         """Forward over the window, last-step loss gradient, optimizer step; so few streams that
         their weights stay in cache from the forward through the optimizer."""
         ix = contiguous(rows)  # consecutive rows: work on views, nothing to scatter back
-        w, state = self.w[ix], {n: a[ix] for n, a in self.adam.items()}
-        Wx, Wy = self.layout.blocks(w)
+        w, Wx, Wy, state = self._weights(ix)
         if self.steps is None:
             tr = lstm.run(Wx, self.window.read(rows), self.window.h0[ix], self.window.c0[ix])
         else:
             tr = self.steps.trace(rows, self.window.pos[rows], self.h[rows], self.c[rows])
-        g = np.empty_like(w)
-        lstm.last_step_grads(Wx, Wy, tr, target, *self.layout.blocks(g))
+        g, gx, gy = self._grads(len(rows))
+        lstm.last_step_grads(Wx, Wy, tr, target, gx, gy)
         ok = self.optim.step(w, g, state)
         if isinstance(ix, np.ndarray):  # a gather made copies: scatter them back
             self.w[rows] = w
             for n, a in state.items():
                 self.adam[n][rows] = a
-        if np.count_nonzero(ok) < len(ok):
+        if ok is not ONE_OK and np.count_nonzero(ok) < len(ok):
             self.skipped[rows] += ~ok
         return tr
+
+    def _weights(self, ix: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+        """w[ix], its blocks Wx and Wy, and Adam's state[ix].
+
+        For a slice they are kept until another slice comes or `_load` replaces the arrays: a lone
+        stream, learning point after point, takes the same views every time.
+        """
+        key = (ix.start, ix.stop) if isinstance(ix, slice) else None
+        if key is not None and key == self._kept[0]:
+            return self._kept[1]
+        w = self.w[ix]
+        views = (w, *self.layout.blocks(w), {n: a[ix] for n, a in self.adam.items()})
+        if key is not None:
+            self._kept = key, views
+        return views
+
+    def _blocks(self, ix: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Wx, Wy of rows ix: the kept ones when the last training step was on the same rows."""
+        if isinstance(ix, slice) and (ix.start, ix.stop) == self._kept[0]:
+            return self._kept[1][1:3]
+        return self.layout.blocks(self.w[ix])
+
+    def _grads(self, B: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A gradient buffer g (B, P) and its blocks, kept while B stays: the optimizer's work space."""
+        if len(self._grad[0]) != B:
+            g = np.empty((B, self.layout.size), self.dtype)
+            self._grad = (g, *self.layout.blocks(g))
+        return self._grad
 
     def _advance(
         self, rows: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray, keep: bool = False
@@ -397,7 +443,7 @@ class Fleet:
 
         keep: store the step's activations for the next update (learning, not forecasting).
         """
-        Wx, Wy = self.layout.blocks(self.w[contiguous(rows)])
+        Wx, Wy = self._blocks(contiguous(rows))
         tr = lstm.run(Wx, x[:, None], h, c)
         if keep and self.steps is not None:
             self.steps.keep(rows, (self.window.pos[rows] - 1) % self.settings.window, tr)
@@ -509,7 +555,7 @@ class Forecaster:
         finite = math.isfinite(y) if isinstance(y, float) else np.count_nonzero(np.isfinite(ys)) == len(ys[0])
         if not finite:
             raise ValueError("non-finite value")
-        ts = np.array([float(self.n if t is None else t)])
+        ts = self.fleet.scaler.n[:1].astype(np.float64) if t is None else np.array([float(t)])
         self.last = self.fleet.learn(self._row, ys, ts)
 
     def forecast(self, horizon: int = 1) -> list:

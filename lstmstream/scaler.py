@@ -13,10 +13,13 @@ import numpy as np
 
 from .rows import at
 
+# floor's constants as 0-d arrays: NumPy takes them faster than Python numbers (float64 statistics)
+_ABS, _REL = np.array(1e-8), np.array(1e-6)
+
 
 def floor(mean: np.ndarray) -> np.ndarray:
     """The least spread a stream is given around `mean`, so a constant stream never divides by zero."""
-    return 1e-8 + 1e-6 * np.abs(mean)
+    return _ABS + _REL * np.abs(mean)
 
 
 def spread(mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,11 +54,14 @@ class Scaler:
 
     def update(self, rows: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Take in y (B, size) for `rows`; returns their new means and variances."""
-        return self.update_at(at(rows), y)
+        ix = at(rows)
+        return self.update_at(ix, y, self.n[ix] + 1)
 
-    def update_at(self, ix: slice | np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`update` for an index from rows.at (one row: views, each read before it is written)."""
-        n = self.n[ix] + 1
+    def update_at(
+        self, ix: slice | np.ndarray, y: np.ndarray, n: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`update` for an index from rows.at (one row: views, each read before it is written),
+        n: the rows' point counts with y."""
         a = rate(n, self.forget, self.mean.dtype)
         mean, var = self.mean[ix], self.var[ix]
         d = y - mean

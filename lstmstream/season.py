@@ -394,7 +394,8 @@ class Clock:
         if not np.count_nonzero(self.period[ix]):
             # no season on (yet): the inputs are zero, and an off season's ring, pending slot and
             # moments never change (only its unused pending season number would)
-            return self._out(ix, ts, np.zeros((len(ts), self.n_season)))
+            zeros = np.zeros((len(ts), self.n_season))
+            return self._out(ix, ts, zeros) if self.n_calendar else zeros
         j, season, top, on = self._phase(ix, self._local(ts))
         s = season + _I1
         mom = self._trust(ix, (ys - prev) / std)

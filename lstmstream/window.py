@@ -30,7 +30,11 @@ class Window:
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """The windows of `rows` (int array) in time order, oldest first: (B, k, size)."""
-        return self.x[ring_span(rows, self.pos[at(rows)], self.k)]
+        ix = at(rows)
+        if isinstance(ix, slice):  # one stream: a slice of its ring
+            p = int(self.pos[ix.start])
+            return self.x[ix, p : p + self.k]
+        return self.x[ring_span(rows, self.pos[ix], self.k)]
 
     def push(self, rows: np.ndarray, x: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> None:
         """Slide: append x (B, size), drop the oldest; (h0, c0) is the state before the new oldest."""
@@ -38,7 +42,7 @@ class Window:
         if isinstance(ix, slice):  # one stream: basic indexing, both copies in one strided write
             r = ix.start
             p = int(self.pos[r])
-            self.x[ix, p :: self.k] = x[:, None]
+            self.x[r, p :: self.k] = x  # x (1, size) fills both copies
             self.pos[r] = (p + 1) % self.k
         else:
             pos = self.pos[ix]

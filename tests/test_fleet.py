@@ -119,6 +119,25 @@ def test_the_fleet_grows_geometrically_and_keeps_every_stream():
         np.testing.assert_allclose(fleet.fc[fleet.index[f"s{k}"]], want["v"], rtol=1e-9)
 
 
+def test_a_lone_stream_learns_on_when_the_fleet_grows_under_it():
+    """A stream learning point after point reuses its views of the fleet's arrays; streams that
+    join reallocate the arrays, and learning must go on in the new ones."""
+    data = values(0, 30)
+    f = forecaster(S, "s0")
+    fleet = Fleet(S)
+    row = np.array([fleet.add("s0")])
+    for t, y in enumerate(data):
+        if t in (10, 20):  # capacity 8 -> 16 -> 32
+            for k in range(fleet.capacity):
+                fleet.add(f"joined at {t}: {k}")
+        f.learn_one(float(y), float(t))
+        step = fleet.learn(row, np.array([[y]]), np.array([float(t)]))
+        assert_close({n: getattr(step, n)[0] for n in FIELDS}, {n: getattr(f.last, n)[0] for n in FIELDS})
+    assert fleet.capacity == 32
+    for n, a in f.fleet.export(np.array([0])).items():
+        np.testing.assert_array_equal(fleet.export(row)[n], a, err_msg=n)
+
+
 def test_float32_stays_close_to_float64():
     ys = values(3, 60)
     f64 = alone("s", ys, Settings(hidden=8, window=6))
