@@ -1,3 +1,4 @@
+import contextlib
 import os
 import re
 import signal
@@ -11,6 +12,27 @@ import zmq
 from support import CLI, run_cli, wait_for_line
 
 
+@contextlib.contextmanager
+def clients(proc: subprocess.Popen, topic: bytes):
+    """A PUB on the proxy's frontend and a SUB (on `topic`) on its backend, once it says ready;
+    at the end the proxy is killed if it still runs."""
+    ctx = zmq.Context()
+    pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
+    try:
+        front, back = re.findall(r"tcp://127\.0\.0\.1:\d+", wait_for_line(proc, "ready", timeout=20.0))
+        pub.connect(front)
+        sub.connect(back)
+        sub.setsockopt(zmq.SUBSCRIBE, topic)
+        yield pub, sub
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        pub.close(linger=0)
+        sub.close(linger=0)
+        ctx.term()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_publisher_reaches_a_subscriber_through_the_proxy_and_a_signal_stops_it(sig):
     proc = subprocess.Popen(
@@ -18,13 +40,7 @@ def test_a_publisher_reaches_a_subscriber_through_the_proxy_and_a_signal_stops_i
         stderr=subprocess.PIPE,
         text=True,
     )
-    ctx = zmq.Context()
-    pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
-    try:
-        front, back = re.findall(r"tcp://127\.0\.0\.1:\d+", wait_for_line(proc, "ready", timeout=20.0))
-        pub.connect(front)
-        sub.connect(back)
-        sub.setsockopt(zmq.SUBSCRIBE, b"sensor")
+    with clients(proc, b"sensor") as (pub, sub):
         got = None
         deadline = time.monotonic() + 20
         while got is None and time.monotonic() < deadline:  # until the subscription has travelled upstream
@@ -37,13 +53,6 @@ def test_a_publisher_reaches_a_subscriber_through_the_proxy_and_a_signal_stops_i
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "stopped" in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        pub.close(linger=0)
-        sub.close(linger=0)
-        ctx.term()
 
 
 def test_a_taken_port_is_a_clear_error(ctx):
@@ -109,14 +118,8 @@ def test_a_dead_forwarder_ends_the_proxy_with_status_1_for_systemd_to_restart(tm
         proc = subprocess.Popen(
             [sys.executable, "-c", FAILING_FORWARDER], stderr=subprocess.PIPE, text=True, env=env
         )
-        ctx = zmq.Context()
-        pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
-        try:
+        with clients(proc, b"") as (pub, sub):
             assert "READY=1" in s.recv(4096).decode().split("\n")
-            front, back = re.findall(r"tcp://127\.0\.0\.1:\d+", wait_for_line(proc, "ready", timeout=20.0))
-            pub.connect(front)
-            sub.connect(back)
-            sub.setsockopt(zmq.SUBSCRIBE, b"")
             deadline = time.monotonic() + 20
             while proc.poll() is None and time.monotonic() < deadline:
                 pub.send_multipart([b"sensor-1", b"x"])  # until the subscription has travelled upstream
@@ -125,10 +128,3 @@ def test_a_dead_forwarder_ends_the_proxy_with_status_1_for_systemd_to_restart(tm
             assert proc.returncode == 1, err
             assert "forwarder broke" in err and "exiting with status 1" in err
             assert sub.poll(5000) and sub.recv_multipart() == [b"sensor-1", b"x"]  # it did forward
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            pub.close(linger=0)
-            sub.close(linger=0)
-            ctx.term()
