@@ -177,7 +177,8 @@ def _carve(dtype: np.dtype, *shapes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
 
 
 def _forward_work(B: int, k: int, I: int, H: int, dtype: np.dtype) -> tuple:
-    """A forward's arrays (those of Trace, and i * g) and the views each step reads and writes."""
+    """A forward's arrays (those of Trace, and i * g), the views each step reads and writes, and
+    the gate scaling S, T (see `_gate_scale`)."""
     owner, hx, cs, tcs, act, ig = _carve(
         dtype, (k + 1, B, I + 1 + H), (k + 1, B, H), (k, B, H), (k, B, 4 * H), (B, H)
     )
@@ -191,28 +192,26 @@ def _forward_work(B: int, k: int, I: int, H: int, dtype: np.dtype) -> tuple:
         rows = hx[:k].reshape(k, B, 1, -1), act.reshape(k, B, 1, -1)
         steps = zip(*rows, act, *gates, *state, strict=True)
     inputs = hx[:k, :, :I], hx[0, :, I + 1 :], cs[0]
-    return owner, (hx, cs, tcs, act), list(steps), ig, inputs
+    S, T = _gate_scale(H, dtype)
+    if B > 1:  # the scaling's operands shaped like the pre-activations, for the cheapest products
+        S, T = np.broadcast_to(S, (B, 4 * H)).copy(), np.broadcast_to(T, (B, 4 * H)).copy()
+    return owner, (hx, cs, tcs, act), list(steps), ig, inputs, (S, T)
 
 
 def run(Wx: np.ndarray, xs: np.ndarray, h0: np.ndarray, c0: np.ndarray) -> Trace:
     """The recurrence of B models with gate blocks Wx over windows xs (B, k, I) from (h0, c0)."""
     B, k, I = xs.shape
     H = h0.shape[-1]
-    _, arrays, steps, ig, (x_in, h_in, c_in) = _lend(_forward_work, B, k, I, H, xs.dtype)
+    _, arrays, steps, ig, (x_in, h_in, c_in), (S, T) = _lend(_forward_work, B, k, I, H, xs.dtype)
     _copyto(x_in, xs.swapaxes(0, 1))
     _copyto(h_in, h0)
     _copyto(c_in, c0)
-    S, T = _gate_scale(H, xs.dtype)
     # The sigmoid's 1/2 goes into one stream's weights once per window, or into the 4H
     # pre-activations of each step, which is cheaper for one step or many streams (copying a
     # block's weights costs more than k scalings); S is a power of two, so both give the same bits.
     prescale = B == 1 and k > 1
     Ws = Wx * S if prescale else Wx
-    if B == 1:
-        mm, W = _dot, Ws[0]
-    else:
-        mm, W = np.matmul, Ws
-        S, T = np.broadcast_to(S, (B, 4 * H)).copy(), np.broadcast_to(T, (B, 4 * H)).copy()
+    mm, W = (_dot, Ws[0]) if B == 1 else (np.matmul, Ws)
     mul, add, tanh = np.multiply, np.add, np.tanh
     for x, a_out, a, i, f, g, o, cp, c, tc, h in steps:
         mm(x, W, a_out)
@@ -242,7 +241,9 @@ def _head(Wy: np.ndarray, hk: np.ndarray) -> np.ndarray:
     return (hk[:, None] @ Wy)[:, 0]
 
 
-def _factors(tr: Trace, A: np.ndarray, ds: np.ndarray, F: np.ndarray) -> None:
+def _factors(
+    tr: Trace, A: np.ndarray, ds: np.ndarray, F: np.ndarray, UV: np.ndarray, WF: np.ndarray, one: np.ndarray
+) -> None:
     """Per step, what dc_t and dh_t are multiplied by, into F (5, k, B, H) = (u_i, u_f, u_g, v, w):
 
     dz_(i, f, g) = dc_t * u with u = (g i', c_{t-1} f', i g'),  dz_o = dh_t * v with v = tanh(c_t) o',
@@ -251,11 +252,14 @@ def _factors(tr: Trace, A: np.ndarray, ds: np.ndarray, F: np.ndarray) -> None:
     where ' is each activation's derivative as a function of its pre-activation. The activations
     are first copied gate-major into A (4, k, B, H) (ds alike), so that each product below is one
     pass over contiguous memory rather than k * B rows of H (short rows are what products cost).
+    Then each step's factors are copied side by side, as `_backprop` multiplies them:
+    UV (k, B, 4, H) = (u_i, u_f, u_g, v) and WF (k, B, 2, H) = (w_t, f_{t+1}) (f_{k+1} stays 0).
+    one: 1 as a 0-d array of the dtype (NumPy takes it faster than a Python number).
     """
     k, B, H4 = tr.act.shape
     _copyto(A, tr.act.reshape(k, B, 4, H4 // 4).transpose(2, 0, 1, 3))
     g = A[2]
-    np.subtract(1.0, A, ds)
+    np.subtract(one, A, ds)
     ds *= A  # sigmoid' = s (1 - s) for i, f and o (the g block is unused)
     np.multiply(g, ds[0], F[0])
     np.multiply(tr.cs[:k], ds[1], F[1])
@@ -263,25 +267,46 @@ def _factors(tr: Trace, A: np.ndarray, ds: np.ndarray, F: np.ndarray) -> None:
     gt = F[2::2]  # (g', tanh'(c_t)) = 1 - (g, tanh(c_t))**2, then times (i, o)
     np.multiply(g, g, gt[0])
     np.multiply(tr.tcs, tr.tcs, gt[1])
-    np.subtract(1.0, gt, gt)
+    np.subtract(one, gt, gt)
     gt *= A[0::3]
+    _copyto(UV, F[:4].transpose(1, 2, 0, 3))
+    _copyto(WF[:, :, 0], F[4])
+    _copyto(WF[:-1, :, 1], A[1, 1:])
 
 
 def _backward_work(B: int, k: int, H: int, dtype: np.dtype) -> tuple:
-    """A backward's arrays (gate-major activations A, the factors F, dz, dh, dc, dh * w) and the
-    views each step uses, walking back in time. The derivatives ds use dz's memory: dz comes later."""
-    owner, A, F, dz, dh, dc, tmp = _carve(
-        dtype, (4, k, B, H), (5, k, B, H), (k, B, 4 * H), (B, H), (B, H), (B, H)
+    """A backward's arrays and the views each step uses, walking back in time: gate-major
+    activations A, the factors F and their per-step copies UV and WF (see `_factors`), dz, and
+    each step's row [dc_t, dc_t, dc_t, dh_t, dc_{t+1}] (B, 5H): the matmul writes dh_{t-1} into
+    row t-1, dc_t goes into row t-1's last H and is copied to the front of row t. One stream's
+    rows overlap by H (row t's front is row t-1's end), so only two copies are left to make.
+    Row -1 receives dL/dh0; dc_{k+1} = 0. The derivatives ds use dz's memory: dz comes later."""
+    rows = (k + 1) * 4 * H + H if B == 1 else (k + 1) * B * 5 * H
+    owner, A, F, UV, WF, dz, P, Q = _carve(
+        dtype, (4, k, B, H), (5, k, B, H), (k, B, 4, H), (k, B, 2, H), (k, B, 4 * H), (B, 2 * H), (rows,)
     )
-    ds, dz4 = dz.reshape(4, k, B, H), dz.reshape(k, B, 4, H)
-    per_step = F[4], F[:3].transpose(1, 2, 0, 3), F[3], A[1]  # w, u (k, B, 3, H), v, f
+    WF[-1, :, 1] = 0.0
+    ds = dz.reshape(4, k, B, H)
+    wf, uv = WF.reshape(k, B, 2 * H), UV.reshape(k, B, 4 * H)
     if B == 1:  # plain vectors, as in run
-        steps = zip(*(v[:, 0] for v in per_step), dz[:, 0], dz4[:, 0, :3], dz4[:, 0, 3], strict=True)
-        vecs = dh[0], dc[0], tmp[0], dc, dh[0]
-    else:  # dc broadcasts over the three gates it scales; the matmul wants column vectors
-        steps = zip(*per_step, dz.reshape(k, B, -1, 1), dz4[:, :, :3], dz4[:, :, 3], strict=True)
-        vecs = dh, dc, tmp, dc[:, None], dh.reshape(B, H, 1)
-    return owner, (A, ds, F), dz, list(steps)[::-1], vecs
+        row = [Q[4 * H * r : 4 * H * r + 5 * H] for r in range(k + 1)]  # step t's is row[t + 1]
+        per_step = [(r[3 * H :], r[:H], r[H : 3 * H].reshape(2, H), r[:H], r[: 4 * H]) for r in row[1:]]
+        dh_out = [r[3 * H : 4 * H] for r in row[:-1]]
+        steps = zip(per_step, wf[:, 0], uv[:, 0], dz[:, 0], dz[:, 0], dh_out, strict=True)
+        P, dc1 = P[0], row[1][:H]
+    else:  # the matmul wants column vectors
+        row = Q.reshape(k + 1, B, 5 * H)
+        per_step = [
+            (r[:, 3 * H :], p[:, 4 * H :], r[:, : 3 * H].reshape(B, 3, H), p[:, None, 4 * H :], r[:, : 4 * H])
+            for p, r in itertools.pairwise(row)
+        ]
+        dh_out = row[:-1, :, 3 * H : 4 * H].reshape(k, B, H, 1)
+        steps = zip(per_step, wf, uv, dz, dz.reshape(k, B, -1, 1), dh_out, strict=True)
+        dc1 = row[0, :, 4 * H :]
+    row[-1][..., 4 * H :] = 0.0  # dc_{k+1}
+    steps = [(*q, *rest) for q, *rest in steps]
+    factors = A, ds, F, UV, WF, np.ones((), dtype)
+    return owner, factors, dz, steps[::-1], (P, row[0][..., 3 * H : 4 * H], dc1)
 
 
 def backprop(
@@ -295,39 +320,44 @@ def backprop(
 
     Returns (dWx (B, I+1+H, 4H), written into `out` if given, dL/dh0, dL/dc0).
     """
-    dWx, dh0, dc0 = _backprop(Wx, tr, dh_last, dhs, out)
-    B = len(dWx)
-    return dWx, dh0.reshape(B, -1).copy(), dc0.reshape(B, -1).copy()
+    dWx, dh0, dc1 = _backprop(Wx, tr, dh_last, dhs, out)
+    B, H = len(dWx), tr.cs.shape[2]
+    dc0 = np.multiply(dc1.reshape(B, H), tr.act[0, :, H : 2 * H])  # dc_0 = f_1 dc_1
+    return dWx, dh0.reshape(B, -1).copy(), dc0
 
 
 def _backprop(
     Wx: np.ndarray, tr: Trace, dh_last: np.ndarray, dhs: np.ndarray | None, out: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`backprop`, with dL/dh0 and dL/dc0 left in its work arrays (for a caller that drops them)."""
+    """`backprop`, with dL/dh0 and the first step's dc (dL/dc0 before its forget gate) left in its
+    work arrays (for a caller that drops them)."""
     k, B, H4 = tr.act.shape
-    _, factors, dz, steps, (dh, dc, tmp, dc3, dh_out) = _lend(_backward_work, B, k, H4 // 4, tr.act.dtype)
+    H = H4 // 4
+    _, factors, dz, steps, (P, dh0, dc1) = _lend(_backward_work, B, k, H, tr.act.dtype)
     _factors(tr, *factors)
+    dh = steps[0][0][..., :H]
     _copyto(dh, dh_last[0] if B == 1 else dh_last)
-    dc[...] = 0.0
     W_hh_T = Wx[:, tr.inputs + 1 :]  # (B, H, 4H): dh = W_hh^T dz, a product with contiguous rows
     mm, W = (_dot, W_hh_T[0]) if B == 1 else (np.matmul, W_hh_T)
     extra = [None] * k if dhs is None else dhs[::-1, 0] if B == 1 else dhs[::-1]  # skip adding zeros
-    mul, add = np.multiply, np.add
-    for (wt, ut, vt, ft, dzt, dz_ifg, dz_o), et in zip(steps, extra, strict=True):
+    mul, add, copy = np.multiply, np.add, _copyto
+    Pw, Pf = P[..., :H], P[..., H:]
+    for step, et in zip(steps, extra, strict=True):
+        dh_dcn, dc, dc_rep, dc_new, dc_dh, wf, uv, dzt, dz_col, dh_out = step
         if et is not None:
+            dh = dh_dcn[..., :H]
             add(dh, et, dh)
-        mul(dh, wt, tmp)
-        add(dc, tmp, dc)
-        mul(dc3, ut, dz_ifg)
-        mul(dh, vt, dz_o)
-        mm(W, dzt, dh_out)
-        mul(dc, ft, dc)
+        mul(dh_dcn, wf, P)  # (dh_t w_t, dc_{t+1} f_{t+1})
+        add(Pf, Pw, dc)  # dc_t
+        copy(dc_rep, dc_new)  # dz = (dc_t, dc_t, dc_t, dh_t) * (u_i, u_f, u_g, v)
+        mul(dc_dh, uv, dzt)
+        mm(W, dz_col, dh_out)
     if B == 1:
         dWx = np.empty((1, *Wx.shape[1:]), Wx.dtype) if out is None else out
         _dot(tr.hx[:k, 0].T, dz[:, 0], dWx[0])
-        return dWx, dh, dc
+        return dWx, dh0, dc1
     dWx = np.matmul(tr.hx[:k].transpose(1, 2, 0), dz.swapaxes(0, 1), out=out)
-    return dWx, dh, dc
+    return dWx, dh0, dc1
 
 
 def forward(
@@ -377,7 +407,7 @@ def last_step_grads(
     """
     hk = tr.hx[-1, :, tr.inputs :]  # (B, 1+H) = [1, h_k]
     dy = (_head(Wy, hk) - targets) * (2.0 / targets.shape[1])  # not in place: dearer on one value
-    dh = dy @ Wy[0, 1:].T if len(dy) == 1 else (dy[:, None] @ Wy[:, 1:].swapaxes(1, 2))[:, 0]
+    dh = _dot(dy, Wy[0, 1:].T) if len(dy) == 1 else (dy[:, None] @ Wy[:, 1:].swapaxes(1, 2))[:, 0]
     _backprop(Wx, tr, dh, None, gx)
     np.multiply(hk[:, :, None], dy[:, None], gy)
 

@@ -8,8 +8,11 @@ arrays with the same leading row axis: easy to checkpoint, grow and gather.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
+
+_dot = getattr(np.dot, "_implementation", np.dot)  # np.dot without its dispatch (see lstm.py)
 
 ONE_OK, ONE_SKIPPED = np.ones(1, bool), np.zeros(1, bool)  # `step`'s answer for a single row
 ONE_OK.flags.writeable = ONE_SKIPPED.flags.writeable = False
@@ -52,11 +55,21 @@ def _row_scale(norm: np.generic, max_norm: float | None) -> np.generic:
     return scale if scale < one else one
 
 
-def _per_row(x: np.ndarray | np.generic | float, dtype) -> np.ndarray | float:
-    """A per-row factor shaped to scale (B, P) rows; a plain float for one row (cheaper to broadcast)."""
+def _per_row(x: np.ndarray | np.generic | float, dtype) -> np.ndarray:
+    """A per-row factor shaped to scale (B, P) rows; for one row a 0-d array of their dtype
+    (NumPy takes it ~0.4 µs faster than a Python number, and rounds it the same way)."""
     if not isinstance(x, np.ndarray):
-        return float(x)
-    return float(x[0]) if len(x) == 1 else x[:, None].astype(dtype)
+        return np.array(x, dtype)
+    return np.array(x[0], dtype) if len(x) == 1 else x[:, None].astype(dtype)
+
+
+@lru_cache(maxsize=8)
+def _moment_factors(b1: float, b2: float, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+    """Adam's fixed factors b1, b2 and (1-b2)/(1-b1)^2 as read-only 0-d arrays of `dtype`."""
+    out = tuple(np.array(x, dtype) for x in (b1, b2, (1.0 - b2) / (1.0 - b1) ** 2))
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 class _Optimizer:
@@ -71,7 +84,8 @@ class _Optimizer:
         A row whose gradient is not finite is left untouched, and its step count does not move.
         """
         if len(g) == 1:  # one row: its factors as NumPy scalars
-            norm = np.sqrt(np.dot(g[0], g[0]))
+            row = g[0]
+            norm = np.sqrt(_dot(row, row))
             if not math.isfinite(norm):
                 return ONE_SKIPPED
             self._apply(w, g, _row_scale(norm, self.max_norm), state)
@@ -159,12 +173,13 @@ class Adam(_Optimizer):
         else:  # one row: Python numbers, the same IEEE operations as on (1,) arrays, far fewer calls
             n = t[0] = int(t[0]) + 1
             bc1, root_bc2 = 1.0 - b1**n, math.sqrt(1.0 - b2**n)
+        f1, f2, f3 = _moment_factors(b1, b2, w.dtype)
         g *= _per_row((1.0 - b1) * scale, w.dtype)
-        m *= b1
+        m *= f1
         m += g
         g *= g
-        g *= (1.0 - b2) / (1.0 - b1) ** 2
-        v *= b2
+        g *= f3
+        v *= f2
         v += g
         np.sqrt(v, out=g)
         g += _per_row(self.eps * root_bc2, w.dtype)
