@@ -106,7 +106,7 @@ def main() -> None:
     print(f"  Fleet.learn      {real * 1e6:6.1f} µs: {1 / real:,.0f} points/s, kernels {floor / real:.0%}")
 
     one = kernels(1, 2, H, np.float64)
-    calls = (k + 1) * 6 + k * 5  # lstm.run's and backprop's elementwise calls per step, beside the above
+    calls = (k + 1) * 6 + k * 4  # lstm.run's and backprop's elementwise calls per step, beside the above
     print(f"one float64 stream, H={H} k={k}, per point:")
     floor = row("gate matmul", one["matmul"], steps) + row("tanh of 5H", one["tanh"], k + 1)
     floor += row("Adam step", one["adam"], 1) + row("other calls", per_call(), calls)
