@@ -423,12 +423,6 @@ class Fleet:
             self._kept = key, views
         return views
 
-    def _blocks(self, ix: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Wx, Wy of rows ix: the kept ones when the last training step was on the same rows."""
-        if isinstance(ix, slice) and (ix.start, ix.stop) == self._kept[0]:
-            return self._kept[1][1:3]
-        return self.layout.blocks(self.w[ix])
-
     def _grads(self, B: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A gradient buffer g (B, P) and its blocks, kept while B stays: the optimizer's work space."""
         if len(self._grad[0]) != B:
@@ -443,7 +437,7 @@ class Fleet:
 
         keep: store the step's activations for the next update (learning, not forecasting).
         """
-        Wx, Wy = self._blocks(contiguous(rows))
+        _, Wx, Wy, _ = self._weights(contiguous(rows))  # the training step's views, for the same rows
         tr = lstm.run(Wx, x[:, None], h, c)
         if keep and self.steps is not None:
             self.steps.keep(rows, (self.window.pos[rows] - 1) % self.settings.window, tr)
